@@ -1,0 +1,838 @@
+"""The denoising autoencoder estimator."""
+
+import sys
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_array, check_random_state, gen_batches
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _kernels as K
+from ._optimizers import AdamOptimizer, SGDOptimizer
+
+# Rows per chunk when encoding / scoring many samples: bounds the temporaries.
+_CHUNK_ELEMENTS = 2**22
+
+
+class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                           BaseEstimator):
+    """Denoising autoencoder: features learned by reconstructing corrupted input.
+
+    Each training sample ``x`` is corrupted into ``x~`` (masking, Gaussian or
+    salt-and-pepper noise, drawn afresh for every minibatch of every epoch),
+    encoded as ``h = s(W x~ + b)`` and decoded as ``z = s'(W' h + b')``; the
+    weights are learned by minibatch gradient descent so that ``z`` reconstructs
+    the *clean* ``x``. :meth:`transform` returns the code ``h`` of the clean,
+    uncorrupted input, a robust feature representation for a downstream
+    estimator.
+
+    Training runs on Numba-compiled kernels for the elementwise work and BLAS
+    for the matrix products. Computation happens in float32 for float32 input
+    and in float64 otherwise.
+
+    Read more in the :ref:`User Guide <user_guide>`.
+
+    Parameters
+    ----------
+    n_components : int, default=256
+        Number of hidden units, the width of the code returned by
+        :meth:`transform`.
+
+    corruption : {"masking", "gaussian", "salt_and_pepper"}, default="masking"
+        Noise applied to the training input:
+
+        - "masking": each component is set to 0 with probability
+          ``corruption_level``;
+        - "gaussian": ``N(0, corruption_level**2)`` noise is added to every
+          component;
+        - "salt_and_pepper": each component is, with probability
+          ``corruption_level``, set to the minimum or the maximum of the
+          training data (each with probability 1/2).
+
+    corruption_level : float, default=0.3
+        Fraction of components corrupted (masking, salt_and_pepper; in
+        ``[0, 1)``) or standard deviation of the noise (gaussian). 0 trains a
+        plain (non-denoising) autoencoder.
+
+    uncorrupted_weight : float, default=1.0
+        Weight in the loss of the components that were not corrupted
+        (corrupted ones weigh 1), the "emphasis" of Vincent et al. (2010):
+        1 weighs all components equally, 0.5 doubles the emphasis on the
+        corrupted components and 0 reconstructs only them. Only for masking
+        and salt_and_pepper noise.
+
+    activation : {"sigmoid", "tanh", "relu", "identity"}, default="sigmoid"
+        Activation of the hidden units.
+
+    loss : {"auto", "cross_entropy", "squared_error"}, default="auto"
+        Reconstruction loss, summed over features:
+
+        - "cross_entropy": sigmoid decoder; needs X in [0, 1] (binary or
+          probabilities, e.g. after :class:`~sklearn.preprocessing.MinMaxScaler`);
+        - "squared_error": affine decoder, half the squared error; any real X;
+        - "auto": "cross_entropy" if the training data lies in [0, 1], else
+          "squared_error" (Vincent et al., 2010). The choice is stored in
+          ``loss_``; with :meth:`partial_fit` the first call decides.
+
+    tied_weights : bool, default=True
+        Whether the decoder uses the encoder weights (``W' = W.T``). Untied
+        weights double the parameters.
+
+    solver : {"adam", "sgd"}, default="adam"
+        Optimizer: Adam, or stochastic gradient descent with momentum.
+
+    learning_rate_init : float, default=1e-3
+        Learning rate (the step size of Adam, or of SGD).
+
+    batch_size : int or "auto", default="auto"
+        Minibatch size; "auto" means ``min(200, n_samples)``.
+
+    max_iter : int, default=50
+        Maximum number of epochs (passes over the training data) of
+        :meth:`fit`.
+
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights (not the intercepts).
+
+    early_stopping : bool, default=False
+        Whether to set aside ``validation_fraction`` of the training data and
+        stop when the validation score (minus the mean reconstruction loss of
+        the clean data) has not improved by at least ``tol`` for
+        ``n_iter_no_change`` epochs; the best weights are kept. Ignored by
+        :meth:`partial_fit`.
+
+    validation_fraction : float, default=0.1
+        Fraction of the training data set aside when ``early_stopping=True``.
+
+    n_iter_no_change : int, default=10
+        Number of epochs without an improvement of at least ``tol`` (in the
+        training loss, or the validation score with early stopping) after
+        which :meth:`fit` stops.
+
+    tol : float, default=1e-4
+        Minimum improvement that counts (see ``n_iter_no_change``).
+
+    shuffle : bool, default=True
+        Whether to shuffle the samples at every epoch.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialisation, the shuffling, the validation split
+        and the corruption noise. Pass an int for reproducible results
+        (identical whatever the number of threads). See :term:`Glossary
+        <random_state>`.
+
+    verbose : int, default=0
+        Whether to print one progress line per epoch.
+
+    warm_start : bool, default=False
+        Whether :meth:`fit` continues from the weights of the previous fit
+        (with a new optimizer state) instead of initialising new ones.
+
+    momentum : float, default=0.9
+        Momentum of the "sgd" solver.
+
+    nesterovs_momentum : bool, default=True
+        Whether the "sgd" solver uses Nesterov's momentum.
+
+    beta_1 : float, default=0.9
+        Decay rate of Adam's first moment estimates.
+
+    beta_2 : float, default=0.999
+        Decay rate of Adam's second moment estimates.
+
+    epsilon : float, default=1e-8
+        Adam's numerical stability constant.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        Encoder weights ``W``; row ``k`` is the filter of hidden unit ``k``.
+
+    decoder_components_ : ndarray of shape (n_components, n_features)
+        Decoder weights (the reconstruction is ``s'(h @ decoder_components_ +
+        intercept_visible_)``). The same array as ``components_`` when
+        ``tied_weights=True``.
+
+    intercept_hidden_ : ndarray of shape (n_components,)
+        Biases of the hidden units.
+
+    intercept_visible_ : ndarray of shape (n_features,)
+        Biases of the reconstruction.
+
+    loss_ : str
+        The loss used, "cross_entropy" or "squared_error" (resolves
+        ``loss="auto"``).
+
+    loss_curve_ : list of float
+        Mean training loss of each epoch: the reconstruction loss of the
+        corrupted samples, summed over features (and weighted by emphasis),
+        plus the L2 penalty.
+
+    best_loss_ : float
+        Lowest value in ``loss_curve_``.
+
+    validation_scores_ : list of float or None
+        Score on the validation set (minus the mean clean reconstruction loss)
+        after each epoch when ``early_stopping=True``, else None.
+
+    best_validation_score_ : float or None
+        Best value in ``validation_scores_``, else None.
+
+    n_iter_ : int
+        Number of epochs run since the weights were initialised.
+
+    t_ : int
+        Number of training samples seen since the weights were initialised.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    See Also
+    --------
+    sklearn.neural_network.BernoulliRBM : Restricted Boltzmann machine, another
+        single-layer unsupervised feature learner.
+    sklearn.neural_network.MLPRegressor : Multi-layer perceptron; trained on
+        ``(X, X)`` it is a plain autoencoder without corruption or transform.
+    sklearn.decomposition.PCA : Linear features; the optimum of a linear
+        autoencoder with squared error.
+
+    References
+    ----------
+    .. [1] P. Vincent, H. Larochelle, Y. Bengio and P.-A. Manzagol, "Extracting
+       and composing robust features with denoising autoencoders", Proceedings
+       of the 25th International Conference on Machine Learning (ICML), 2008.
+
+    .. [2] P. Vincent, H. Larochelle, I. Lajoie, Y. Bengio and P.-A. Manzagol,
+       "Stacked denoising autoencoders: learning useful representations in a
+       deep network with a local denoising criterion", Journal of Machine
+       Learning Research, 11, 3371-3408, 2010.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdae import DenoisingAutoencoder
+    >>> X = np.random.RandomState(0).uniform(size=(100, 8))
+    >>> dae = DenoisingAutoencoder(n_components=4, max_iter=20, random_state=0)
+    >>> dae.fit(X)
+    DenoisingAutoencoder(max_iter=20, n_components=4, random_state=0)
+    >>> dae.loss_
+    'cross_entropy'
+    >>> dae.transform(X).shape
+    (100, 4)
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "corruption": [StrOptions({"masking", "gaussian", "salt_and_pepper"})],
+        "corruption_level": [Interval(Real, 0, None, closed="left")],
+        "uncorrupted_weight": [Interval(Real, 0, 1, closed="both")],
+        "activation": [StrOptions({"sigmoid", "tanh", "relu", "identity"})],
+        "loss": [StrOptions({"auto", "cross_entropy", "squared_error"})],
+        "tied_weights": ["boolean"],
+        "solver": [StrOptions({"adam", "sgd"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(
+        self,
+        n_components=256,
+        *,
+        corruption="masking",
+        corruption_level=0.3,
+        uncorrupted_weight=1.0,
+        activation="sigmoid",
+        loss="auto",
+        tied_weights=True,
+        solver="adam",
+        learning_rate_init=1e-3,
+        batch_size="auto",
+        max_iter=50,
+        alpha=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        shuffle=True,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+    ):
+        self.n_components = n_components
+        self.corruption = corruption
+        self.corruption_level = corruption_level
+        self.uncorrupted_weight = uncorrupted_weight
+        self.activation = activation
+        self.loss = loss
+        self.tied_weights = tied_weights
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+
+    # ------------------------------------------------------------------
+    # Public API
+    # ------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the model to X, corrupting it afresh for every minibatch.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. Sparse input is processed a minibatch at a time,
+            never densified as a whole.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        warm = self.warm_start and hasattr(self, "components_")
+        X = self._validate_training_data(X, reset=not warm)
+        if not warm:
+            self._random_state = check_random_state(self.random_state)
+            self._initialize(X)
+        self._check_data_range(X)
+        self._train(X, incremental=False)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Run one epoch over X, continuing from the current weights.
+
+        The first call initialises the model (and, with ``loss="auto"``,
+        chooses the loss from this X); later calls continue the weights and
+        the optimizer state. ``early_stopping`` is ignored.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        first_call = not hasattr(self, "components_")
+        X = self._validate_training_data(X, reset=first_call)
+        if first_call:
+            self._random_state = check_random_state(self.random_state)
+            self._initialize(X)
+        self._check_data_range(X)
+        self._train(X, incremental=True)
+        return self
+
+    def transform(self, X):
+        """Encode X: the hidden representation of the clean (uncorrupted) input.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, n_components)
+            The codes, in the dtype of X (float32 or float64).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=["csr", "csc"],
+                          dtype=[np.float64, np.float32], reset=False)
+        return self._encode(X)
+
+    def inverse_transform(self, X):
+        """Decode codes back to the input space.
+
+        ``inverse_transform(transform(X))`` is the model's reconstruction (the
+        denoised version) of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Codes, as returned by :meth:`transform`.
+
+        Returns
+        -------
+        X_reconstructed : ndarray of shape (n_samples, n_features)
+            The reconstruction, in [0, 1] for the cross-entropy loss.
+        """
+        check_is_fitted(self)
+        H = check_array(X, accept_sparse=["csr", "csc"],
+                        dtype=[np.float64, np.float32])
+        if H.shape[1] != self.n_components_:
+            raise ValueError(
+                f"X has {H.shape[1]} columns, but {type(self).__name__} decodes "
+                f"codes of width n_components={self.n_components_}. Pass the "
+                "output of transform() to inverse_transform()."
+            )
+        A = self._decoder_products(H)
+        K.bias_output(A, self.intercept_visible_.astype(A.dtype, copy=False),
+                      K.LOSS_CODES[self.loss_])
+        return A
+
+    def score_samples(self, X):
+        """Minus the reconstruction loss of each clean sample.
+
+        Higher means better reconstructed, i.e. more typical of the training
+        data: an anomaly score where low values flag outliers.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Minus the per-sample reconstruction loss (summed over features).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=["csr", "csc"],
+                          dtype=[np.float64, np.float32], reset=False)
+        if sp.issparse(X):
+            X = X.tocsr()
+        return -self._reconstruction_losses(X, np.arange(X.shape[0]))
+
+    def score(self, X, y=None):
+        """Mean of :meth:`score_samples`: minus the mean reconstruction loss.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to score.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            Minus the mean per-sample reconstruction loss; higher is better.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    @property
+    def n_components_(self):
+        """Width of the code (number of hidden units) of the fitted model."""
+        return self.components_.shape[0]
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    # ------------------------------------------------------------------
+    # Validation and initialisation
+    # ------------------------------------------------------------------
+    def _validate_training_data(self, X, reset):
+        X = validate_data(self, X, accept_sparse=["csr", "csc"],
+                          dtype=[np.float64, np.float32], order="C",
+                          reset=reset)
+        if sp.issparse(X):
+            X = X.tocsr()
+        if self.corruption != "gaussian" and self.corruption_level >= 1:
+            raise ValueError(
+                f"corruption_level={self.corruption_level} corrupts every "
+                f"component with corruption='{self.corruption}'. It is the "
+                "fraction of components corrupted and must be in [0, 1); "
+                "0.1 to 0.5 are typical."
+            )
+        if self.corruption == "gaussian" and self.uncorrupted_weight != 1:
+            raise ValueError(
+                "uncorrupted_weight applies to masking and salt_and_pepper "
+                "noise only (Gaussian noise corrupts every component); set "
+                "uncorrupted_weight=1.0 or choose another corruption."
+            )
+        if self.uncorrupted_weight == 0 and self.corruption_level == 0:
+            raise ValueError(
+                "uncorrupted_weight=0 with corruption_level=0 gives every "
+                "component weight 0: nothing would be learned. Raise "
+                "corruption_level or uncorrupted_weight."
+            )
+        if not reset and X.dtype != self.components_.dtype:
+            # Continue training in the dtype the weights were created in.
+            X = X.astype(self.components_.dtype)
+        return X
+
+    def _check_data_range(self, X):
+        low, high = _data_range(X)
+        in_unit_range = low >= 0 and high <= 1
+        if self.loss_ == "cross_entropy" and not in_unit_range:
+            how = ("loss='cross_entropy' was given"
+                   if self.loss == "cross_entropy"
+                   else "the first partial_fit / fit chose loss_='cross_entropy'")
+            raise ValueError(
+                f"The cross-entropy loss needs X in [0, 1] ({how}), but X ranges "
+                f"over [{low:.4g}, {high:.4g}]. Scale X into [0, 1] (e.g. with "
+                "sklearn.preprocessing.MinMaxScaler) or use "
+                "loss='squared_error'."
+            )
+        # Salt and pepper noise uses the extremes of all data trained on.
+        old_low, old_high = getattr(self, "_data_low_high", (low, high))
+        self._data_low_high = (min(low, old_low), max(high, old_high))
+
+    def _initialize(self, X):
+        n_features = X.shape[1]
+        dtype = X.dtype
+        rng = self._random_state
+        if self.loss == "auto":
+            low, high = _data_range(X)
+            self.loss_ = ("cross_entropy" if low >= 0 and high <= 1
+                          else "squared_error")
+        else:
+            self.loss_ = self.loss
+        self.__dict__.pop("_data_low_high", None)
+        # Glorot & Bengio (2010) uniform initialisation; 4x wider for the
+        # sigmoid, as in the Theano deep learning tutorials.
+        bound = np.sqrt(6.0 / (n_features + self.n_components))
+        if self.activation == "sigmoid":
+            bound *= 4.0
+        shape = (self.n_components, n_features)
+        self.components_ = rng.uniform(-bound, bound, shape).astype(dtype)
+        if self.tied_weights:
+            self.decoder_components_ = self.components_
+        else:
+            self.decoder_components_ = rng.uniform(-bound, bound,
+                                                   shape).astype(dtype)
+        self.intercept_hidden_ = np.zeros(self.n_components, dtype=dtype)
+        self.intercept_visible_ = np.zeros(n_features, dtype=dtype)
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.loss_curve_ = []
+        self.best_loss_ = np.inf
+        self.validation_scores_ = None
+        self.best_validation_score_ = None
+        self._no_improvement_count = 0
+        self.__dict__.pop("_optimizer", None)
+
+    def _params(self):
+        """Trainable arrays, their L2 flags, and how gradients map to them."""
+        if self.decoder_components_ is self.components_:
+            return ([self.components_, self.intercept_hidden_,
+                     self.intercept_visible_], [True, False, False])
+        return ([self.components_, self.decoder_components_,
+                 self.intercept_hidden_, self.intercept_visible_],
+                [True, True, False, False])
+
+    def _make_optimizer(self, params):
+        if self.solver == "adam":
+            return AdamOptimizer(params, self.learning_rate_init, self.beta_1,
+                                 self.beta_2, self.epsilon)
+        return SGDOptimizer(params, self.learning_rate_init, self.momentum,
+                            self.nesterovs_momentum)
+
+    # ------------------------------------------------------------------
+    # Training
+    # ------------------------------------------------------------------
+    def _train(self, X, incremental):
+        """Run ``max_iter`` epochs (fit) or one epoch (partial_fit)."""
+        # Tied weights share one array; a warm start may switch either way.
+        if self.tied_weights:
+            self.decoder_components_ = self.components_
+        elif self.decoder_components_ is self.components_:
+            self.decoder_components_ = self.components_.copy()
+            self.__dict__.pop("_optimizer", None)
+        params, l2_flags = self._params()
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._make_optimizer(params)
+
+        rng = self._random_state
+        indices = np.arange(X.shape[0])
+        early_stopping = self.early_stopping and not incremental
+        if early_stopping:
+            indices, val_indices = train_test_split(
+                indices, test_size=self.validation_fraction, random_state=rng)
+            if val_indices.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase "
+                    "'validation_fraction' or the size of your dataset.")
+            if self.validation_scores_ is None:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+        n_train = indices.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_train)
+        else:
+            batch_size = min(self.batch_size, n_train)
+        workspace = _Workspace(batch_size, X.shape[1], self.n_components,
+                               X.dtype, K.ACTIVATION_CODES[self.activation],
+                               K.LOSS_CODES[self.loss_])
+        self._best_params = None
+        corruption = "none" if self.corruption_level == 0 else self.corruption
+        noise = (K.CORRUPTION_CODES[corruption], float(self.corruption_level),
+                 float(self.uncorrupted_weight), *self._data_low_high)
+
+        n_epochs = 1 if incremental else self.max_iter
+        converged = False
+        for _ in range(n_epochs):
+            start = time.perf_counter()
+            snapshot = [p.copy() for p in params]
+            order = rng.permutation(indices) if self.shuffle else indices
+            batches = list(gen_batches(n_train, batch_size))
+            seeds = rng.randint(0, np.iinfo(np.int64).max, size=len(batches),
+                                dtype=np.int64)
+            total = 0.0
+            for batch, seed in zip(batches, seeds):
+                total += self._train_batch(X, order[batch], seed, noise,
+                                           workspace, params, l2_flags)
+                if not np.isfinite(total):
+                    break
+            if not (np.isfinite(total)
+                    and all(np.isfinite(p).all() for p in params)):
+                for p, saved in zip(params, snapshot):
+                    p[...] = saved
+                del self._optimizer
+                raise ValueError(
+                    f"Training diverged in epoch {self.n_iter_ + 1}: the loss "
+                    "became infinite or NaN. The weights were restored to "
+                    "their last finite values. Lower learning_rate_init "
+                    f"(now {self.learning_rate_init}), standardise X (e.g. "
+                    "with StandardScaler) or lower alpha."
+                )
+            penalty = 0.0
+            if self.alpha:
+                penalty = 0.5 * self.alpha * sum(
+                    float(np.dot(p.ravel(), p.ravel()))
+                    for p, flag in zip(params, l2_flags) if flag
+                ) * len(batches) / n_train
+            epoch_loss = total / n_train + penalty
+            self.n_iter_ += 1
+            self.t_ += n_train
+            self.loss_curve_.append(epoch_loss)
+            message = (f"[{type(self).__name__}] Iteration {self.n_iter_}, "
+                       f"loss = {epoch_loss:.4f}")
+            if early_stopping:
+                score = -float(np.mean(self._reconstruction_losses(
+                    X, val_indices)))
+                self.validation_scores_.append(score)
+                message += f", validation loss = {-score:.4f}"
+            if self.verbose:
+                elapsed = time.perf_counter() - start
+                print(f"{message}, time = {elapsed:.2f}s")
+                sys.stdout.flush()
+            if self._update_no_improvement(early_stopping, params):
+                converged = True
+                break
+
+        if early_stopping and self._best_params is not None:
+            for p, best in zip(params, self._best_params):
+                p[...] = best
+        self._best_params = None
+        if not incremental and not converged:
+            warnings.warn(
+                f"{type(self).__name__}: max_iter={self.max_iter} epochs "
+                "ended before the loss converged (no improvement of tol="
+                f"{self.tol} for n_iter_no_change={self.n_iter_no_change} "
+                "epochs). Increase max_iter, or tol.",
+                ConvergenceWarning,
+            )
+
+    def _update_no_improvement(self, early_stopping, params):
+        """MLP's stopping rule; returns True when training should stop."""
+        last_loss = self.loss_curve_[-1]
+        if early_stopping:
+            score = self.validation_scores_[-1]
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = [p.copy() for p in params]
+        elif last_loss > self.best_loss_ - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        self.best_loss_ = min(self.best_loss_, last_loss)
+        if self._no_improvement_count > self.n_iter_no_change:
+            self._no_improvement_count = 0
+            if self.verbose:
+                what = "Validation score" if early_stopping else "Training loss"
+                print(f"{what} did not improve more than tol={self.tol} for "
+                      f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+            return True
+        return False
+
+    def _train_batch(self, X, rows, seed, noise, ws, params, l2_flags):
+        """One gradient step on the rows ``rows`` of X; returns the loss sum."""
+        kind, level, uncorrupted_weight, low, high = noise
+        n = rows.shape[0]
+        W, W_dec = self.components_, self.decoder_components_
+        if sp.issparse(X):
+            batch = X[rows]
+            clean, clean_rows = batch.toarray(), ws.arange[:n]
+            if kind == K.CORRUPTION_CODES["masking"]:
+                # Masking keeps the sparsity pattern: encode the sparse batch.
+                data = np.empty_like(batch.data)
+                K.mask_csr_data(batch.data, batch.indices, batch.indptr,
+                                X.shape[1], data, seed, level)
+                corrupted = sp.csr_matrix((data, batch.indices, batch.indptr),
+                                          shape=batch.shape)
+            elif kind == K.CORRUPTION_CODES["none"]:
+                corrupted = batch
+            else:
+                corrupted = ws.corrupted[:n]
+                K.gather_corrupt(clean, clean_rows, corrupted, seed, kind,
+                                 level, low, high)
+        else:
+            clean, clean_rows = X, rows
+            corrupted = ws.corrupted[:n]
+            K.gather_corrupt(X, rows, corrupted, seed, kind, level, low, high)
+
+        H = ws.hidden[:n]
+        if sp.issparse(corrupted):
+            H[...] = corrupted @ W.T
+        else:
+            np.matmul(corrupted, W.T, out=H)
+        K.bias_activate(H, self.intercept_hidden_, ws.activation)
+        delta_out = ws.visible[:n]
+        np.matmul(H, W_dec, out=delta_out)
+        loss_sum = K.output_delta(delta_out, self.intercept_visible_, clean,
+                                  clean_rows, seed, kind, level,
+                                  uncorrupted_weight, ws.loss,
+                                  ws.grad_visible_bias)
+        delta_hidden = ws.delta_hidden[:n]
+        np.matmul(delta_out, W_dec.T, out=delta_hidden)
+        np.matmul(H.T, delta_out, out=ws.grad_decoder)
+        K.hidden_delta(delta_hidden, H, ws.activation, ws.grad_hidden_bias)
+        if sp.issparse(corrupted):
+            ws.grad_encoder[...] = (corrupted.T @ delta_hidden).T
+        else:
+            np.matmul(delta_hidden.T, corrupted, out=ws.grad_encoder)
+
+        if W_dec is W:
+            grads = [(ws.grad_encoder, ws.grad_decoder),
+                     (ws.grad_hidden_bias,), (ws.grad_visible_bias,)]
+        else:
+            grads = [(ws.grad_encoder,), (ws.grad_decoder,),
+                     (ws.grad_hidden_bias,), (ws.grad_visible_bias,)]
+        self._optimizer.update_params(params, grads, n, l2_flags, self.alpha)
+        return loss_sum
+
+    # ------------------------------------------------------------------
+    # Encoding, decoding, scoring
+    # ------------------------------------------------------------------
+    def _weights_as(self, dtype):
+        return (self.components_.astype(dtype, copy=False),
+                self.decoder_components_.astype(dtype, copy=False))
+
+    def _encode(self, X):
+        W, _ = self._weights_as(X.dtype)
+        H = np.asarray(X @ W.T, order="C")
+        K.bias_activate(H, self.intercept_hidden_.astype(H.dtype, copy=False),
+                        K.ACTIVATION_CODES[self.activation])
+        return H
+
+    def _decoder_products(self, H):
+        _, W_dec = self._weights_as(H.dtype)
+        return np.ascontiguousarray(H @ W_dec)
+
+    def _reconstruction_losses(self, X, rows):
+        """Clean reconstruction loss of the rows ``rows`` of X, in chunks."""
+        out = np.empty(rows.shape[0])
+        chunk = max(1, _CHUNK_ELEMENTS // max(X.shape[1], self.n_components_))
+        loss_code = K.LOSS_CODES[self.loss_]
+        for batch in gen_batches(rows.shape[0], chunk):
+            Xb = X[rows[batch]]
+            A = self._decoder_products(self._encode(Xb))
+            if sp.issparse(Xb):
+                Xb = Xb.toarray()
+            K.row_losses(A, self.intercept_visible_.astype(A.dtype, copy=False),
+                         Xb, loss_code, out[batch])
+        return out
+
+
+class _Workspace:
+    """Minibatch buffers, allocated once per call to fit / partial_fit."""
+
+    def __init__(self, batch_size, n_features, n_components, dtype, activation,
+                 loss):
+        self.activation = activation
+        self.loss = loss
+        self.corrupted = np.empty((batch_size, n_features), dtype=dtype)
+        self.hidden = np.empty((batch_size, n_components), dtype=dtype)
+        self.visible = np.empty((batch_size, n_features), dtype=dtype)
+        self.delta_hidden = np.empty((batch_size, n_components), dtype=dtype)
+        self.grad_encoder = np.empty((n_components, n_features), dtype=dtype)
+        self.grad_decoder = np.empty((n_components, n_features), dtype=dtype)
+        self.grad_hidden_bias = np.empty(n_components, dtype=dtype)
+        self.grad_visible_bias = np.empty(n_features, dtype=dtype)
+        self.arange = np.arange(batch_size)
+
+
+def _data_range(X):
+    """Minimum and maximum of X, counting the implicit zeros of sparse X."""
+    if sp.issparse(X):
+        data = X.data
+        low = float(data.min()) if data.size else 0.0
+        high = float(data.max()) if data.size else 0.0
+        if X.nnz < X.shape[0] * X.shape[1]:
+            low, high = min(low, 0.0), max(high, 0.0)
+        return low, high
+    return float(np.min(X)), float(np.max(X))

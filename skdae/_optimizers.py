@@ -1,0 +1,94 @@
+"""Stochastic optimizers: plain classes holding their state as NumPy arrays.
+
+They mirror scikit-learn's ``neural_network._stochastic_optimizers`` (same
+parameter names and update rules) but apply each update with one fused Numba
+pass (``_kernels.adam_update`` / ``_kernels.sgd_update``) that also adds the
+L2 penalty and, for tied weights, sums the encoder and decoder gradients.
+
+Parameters and gradients are passed at every call and never stored, so an
+optimizer pickles as a few arrays and a step counter.
+"""
+
+import numpy as np
+
+from ._kernels import adam_update, sgd_update
+
+
+def _as_2d(a):
+    """Biases are updated through (1, n) views so one kernel serves all."""
+    return a.reshape(1, -1) if a.ndim == 1 else a
+
+
+class _BaseOptimizer:
+    def __init__(self, params, learning_rate_init):
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = float(learning_rate_init)
+
+    def update_params(self, params, grads, batch_size, l2_flags, alpha):
+        """Update ``params`` in place.
+
+        Parameters
+        ----------
+        params : list of ndarray
+            The parameters, updated in place.
+        grads : list of tuple
+            For each parameter, ``(grad,)`` or ``(grad, grad2)``: gradients
+            summed over the minibatch (``grad2`` is added to ``grad``).
+        batch_size : int
+            Number of samples the gradients were summed over.
+        l2_flags : list of bool
+            Whether the L2 penalty ``alpha`` applies to each parameter.
+        alpha : float
+            L2 penalty, scaled by ``1 / batch_size`` as in scikit-learn's MLP.
+        """
+        scale = 1.0 / batch_size
+        self._start_step()
+        for k, (param, grad, l2_flag) in enumerate(zip(params, grads, l2_flags)):
+            g1 = _as_2d(grad[0])
+            g2 = _as_2d(grad[1]) if len(grad) > 1 else g1
+            l2 = alpha * scale if l2_flag else 0.0
+            self._update(k, _as_2d(param), g1, g2, len(grad) > 1, scale, l2)
+
+
+class AdamOptimizer(_BaseOptimizer):
+    """Adam (Kingma & Ba, 2014) with scikit-learn's parameter names."""
+
+    def __init__(self, params, learning_rate_init=1e-3, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8):
+        super().__init__(params, learning_rate_init)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.t = 0
+        self.ms = [np.zeros_like(_as_2d(p)) for p in params]
+        self.vs = [np.zeros_like(_as_2d(p)) for p in params]
+
+    def _start_step(self):
+        self.t += 1
+        self.learning_rate = (
+            self.learning_rate_init
+            * np.sqrt(1 - self.beta_2**self.t)
+            / (1 - self.beta_1**self.t)
+        )
+
+    def _update(self, k, param, g1, g2, use_g2, scale, l2):
+        adam_update(param, g1, g2, use_g2, self.ms[k], self.vs[k], scale, l2,
+                    self.learning_rate, self.beta_1, self.beta_2, self.epsilon)
+
+
+class SGDOptimizer(_BaseOptimizer):
+    """Stochastic gradient descent with (Nesterov) momentum."""
+
+    def __init__(self, params, learning_rate_init=0.1, momentum=0.9,
+                 nesterov=True):
+        super().__init__(params, learning_rate_init)
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.velocities = [np.zeros_like(_as_2d(p)) for p in params]
+
+    def _start_step(self):
+        pass
+
+    def _update(self, k, param, g1, g2, use_g2, scale, l2):
+        sgd_update(param, g1, g2, use_g2, self.velocities[k], scale, l2,
+                   self.learning_rate, self.momentum, self.nesterov)
