@@ -721,6 +721,27 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     def _train_batch(self, X, rows, seed, noise, ws, params, l2_flags):
         """One gradient step on the rows ``rows`` of X; returns the loss sum."""
+        loss_sum = self._forward_backward(X, rows, seed, noise, ws)
+        if self.decoder_components_ is self.components_:
+            grads = [(ws.grad_encoder, ws.grad_decoder),
+                     (ws.grad_hidden_bias,), (ws.grad_visible_bias,)]
+        else:
+            grads = [(ws.grad_encoder,), (ws.grad_decoder,),
+                     (ws.grad_hidden_bias,), (ws.grad_visible_bias,)]
+        self._optimizer.update_params(params, grads, rows.shape[0], l2_flags,
+                                      self.alpha)
+        return loss_sum
+
+    def _forward_backward(self, X, rows, seed, noise, ws):
+        """Loss and gradients of one minibatch, summed over its samples.
+
+        Corrupts the rows ``rows`` of X with the noise of ``seed``, encodes,
+        decodes and back-propagates. The loss sum is returned; the gradients
+        land in ``ws.grad_encoder`` (with respect to the encoder weights),
+        ``ws.grad_decoder`` (decoder weights, in the layout of
+        ``decoder_components_``; for tied weights the total gradient is their
+        sum), ``ws.grad_hidden_bias`` and ``ws.grad_visible_bias``. No L2 term.
+        """
         kind, level, uncorrupted_weight, low, high = noise
         n = rows.shape[0]
         W, W_dec = self.components_, self.decoder_components_
@@ -765,14 +786,6 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             ws.grad_encoder[...] = (corrupted.T @ delta_hidden).T
         else:
             np.matmul(delta_hidden.T, corrupted, out=ws.grad_encoder)
-
-        if W_dec is W:
-            grads = [(ws.grad_encoder, ws.grad_decoder),
-                     (ws.grad_hidden_bias,), (ws.grad_visible_bias,)]
-        else:
-            grads = [(ws.grad_encoder,), (ws.grad_decoder,),
-                     (ws.grad_hidden_bias,), (ws.grad_visible_bias,)]
-        self._optimizer.update_params(params, grads, n, l2_flags, self.alpha)
         return loss_sum
 
     # ------------------------------------------------------------------
