@@ -19,6 +19,8 @@ dtype and cached on disk (``cache=True``), and never stored on an estimator.
 import numba
 import numpy as np
 
+from ._vecmath import exp_nonpositive, log1p_unit
+
 # ``error_model="numpy"`` lets divisions vectorize (no ZeroDivisionError check);
 # fastmath stays off so that overflow gives inf / 0 as IEEE says, never NaN.
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -39,6 +41,9 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 # A second, independent stream (salt or pepper) from the same seed.
 _STREAM2 = np.uint64(0xD1B54A32D192ED03)
 _TWO_PI = 2.0 * np.pi
+# Exactly representable constants typed float32: they keep float32 arithmetic
+# in float32 (a float64 literal would promote it) and are exact in float64.
+_ZERO, _HALF, _ONE = np.float32(0.0), np.float32(0.5), np.float32(1.0)
 
 
 # --------------------------------------------------------------------------
@@ -131,13 +136,20 @@ def mask_csr_data(data, indices, indptr, n_features, out, seed, level):
 # Activations
 # --------------------------------------------------------------------------
 @_inline
+def _sigmoid(a):
+    """Logistic function from ``exp(-|a|)``: no overflow, and it vectorizes."""
+    e = exp_nonpositive(-abs(a))
+    return (_ONE if a >= _ZERO else e) / (_ONE + e)
+
+
+@_inline
 def _activate(a, kind):
     if kind == _SIGMOID:
-        return 1.0 / (1.0 + np.exp(-a))
+        return _sigmoid(a)
     elif kind == _TANH:
         return np.tanh(a)
     elif kind == _RELU:
-        return a if a > 0.0 else 0.0 * a
+        return a if a > _ZERO else _ZERO * a
     return a
 
 
@@ -145,20 +157,31 @@ def _activate(a, kind):
 def _derivative(h, kind):
     """Activation derivative written in terms of the activation ``h``."""
     if kind == _SIGMOID:
-        return h * (1.0 - h)
+        return h * (_ONE - h)
     elif kind == _TANH:
-        return 1.0 - h * h
+        return _ONE - h * h
     elif kind == _RELU:
-        return 1.0 if h > 0.0 else 0.0
-    return 1.0
+        return _ONE if h > _ZERO else _ZERO
+    return _ONE
 
 
 @_jit
 def bias_activate(A, bias, kind):
     """In place: ``A[i, j] = activation(A[i, j] + bias[j])``."""
+    # One loop per activation: a branch inside the loop would block SIMD.
     for i in range(A.shape[0]):
-        for j in range(A.shape[1]):
-            A[i, j] = _activate(A[i, j] + bias[j], kind)
+        if kind == _SIGMOID:
+            for j in range(A.shape[1]):
+                A[i, j] = _sigmoid(A[i, j] + bias[j])
+        elif kind == _TANH:
+            for j in range(A.shape[1]):
+                A[i, j] = np.tanh(A[i, j] + bias[j])
+        elif kind == _RELU:
+            for j in range(A.shape[1]):
+                A[i, j] = _activate(A[i, j] + bias[j], _RELU)
+        else:
+            for j in range(A.shape[1]):
+                A[i, j] = A[i, j] + bias[j]
 
 
 @_jit
@@ -166,10 +189,16 @@ def hidden_delta(dH, H, kind, grad_bias):
     """In place: ``dH *= activation'(H)``; ``grad_bias`` gets its column sums."""
     grad_bias[:] = 0.0
     for i in range(dH.shape[0]):
-        for j in range(dH.shape[1]):
-            g = dH[i, j] * _derivative(H[i, j], kind)
-            dH[i, j] = g
-            grad_bias[j] += g
+        if kind == _SIGMOID:
+            for j in range(dH.shape[1]):
+                g = dH[i, j] * _derivative(H[i, j], _SIGMOID)
+                dH[i, j] = g
+                grad_bias[j] += g
+        else:
+            for j in range(dH.shape[1]):
+                g = dH[i, j] * _derivative(H[i, j], kind)
+                dH[i, j] = g
+                grad_bias[j] += g
 
 
 # --------------------------------------------------------------------------
@@ -178,21 +207,29 @@ def hidden_delta(dH, H, kind, grad_bias):
 @_inline
 def _output(a, loss):
     if loss == _CROSS_ENTROPY:
-        return 1.0 / (1.0 + np.exp(-a))
+        return _sigmoid(a)
     return a
 
 
 @_inline
-def _elementwise_loss(a, x, loss):
-    """Loss of one component from the decoder pre-activation ``a``.
+def _cross_entropy(a, x):
+    """``softplus(a) - x * a`` and ``sigmoid(a)``, sharing one exponential.
 
-    Cross-entropy is computed from the logit, ``softplus(a) - x * a``, which
-    is finite for every finite ``a`` (log(sigmoid) would underflow to -inf).
+    The loss of one component from the decoder logit ``a``: finite for every
+    finite ``a`` (log(sigmoid) would underflow to -inf).
     """
+    e = exp_nonpositive(-abs(a))
+    z = (_ONE if a >= _ZERO else e) / (_ONE + e)
+    return max(a, _ZERO) - x * a + log1p_unit(e), z
+
+
+@_inline
+def _elementwise_loss(a, x, loss):
+    """Loss of one component from the decoder pre-activation ``a``."""
     if loss == _CROSS_ENTROPY:
-        return max(a, 0.0) - x * a + np.log1p(np.exp(-abs(a)))
+        return _cross_entropy(a, x)[0]
     d = a - x
-    return 0.5 * d * d
+    return _HALF * d * d
 
 
 @_jit
@@ -216,42 +253,61 @@ def output_delta(A, bias, X, rows, seed, kind, level, uncorrupted_weight, loss,
     emphasis = uncorrupted_weight != 1.0 and (
         kind == _MASKING or kind == _SALT_AND_PEPPER
     )
+    uw = A.dtype.type(uncorrupted_weight)
+    weight = np.ones(n_features, dtype=A.dtype)
+    # Per-column float64 sums: a running scalar sum is a serial dependency
+    # that keeps LLVM from vectorizing the loop (without fastmath).
+    col_loss = np.zeros(n_features)
     grad_bias[:] = 0.0
-    total = 0.0
     for i in range(A.shape[0]):
         r = rows[i]
-        base = np.uint64(i * n_features)
-        row_loss = 0.0
-        for j in range(n_features):
-            a = A[i, j] + bias[j]
-            x = X[r, j]
-            w = 1.0
-            if emphasis and _uniform(s, base + np.uint64(j)) >= level:
-                w = uncorrupted_weight
-            g = w * (_output(a, loss) - x)
-            A[i, j] = g
-            grad_bias[j] += g
-            row_loss += w * _elementwise_loss(a, x, loss)
-        total += row_loss
-    return total
+        if emphasis:
+            base = np.uint64(i * n_features)
+            for j in range(n_features):
+                u = _uniform(s, base + np.uint64(j))
+                weight[j] = uw if u >= level else _ONE
+        if loss == _CROSS_ENTROPY:
+            for j in range(n_features):
+                a = A[i, j] + bias[j]
+                x = X[r, j]
+                elementwise, z = _cross_entropy(a, x)
+                w = weight[j]
+                g = w * (z - x)
+                A[i, j] = g
+                grad_bias[j] += g
+                col_loss[j] += w * elementwise
+        else:
+            for j in range(n_features):
+                a = A[i, j] + bias[j]
+                d = a - X[r, j]
+                w = weight[j]
+                g = w * d
+                A[i, j] = g
+                grad_bias[j] += g
+                col_loss[j] += w * (_HALF * d * d)
+    return col_loss.sum()
 
 
 @_jit
 def row_losses(A, bias, X, loss, out):
     """``out[i]`` = loss of row ``i`` of ``X`` given decoder products ``A``."""
+    buf = np.empty(A.shape[1])
     for i in range(A.shape[0]):
-        row_loss = 0.0
         for j in range(A.shape[1]):
-            row_loss += _elementwise_loss(A[i, j] + bias[j], X[i, j], loss)
-        out[i] = row_loss
+            buf[j] = _elementwise_loss(A[i, j] + bias[j], X[i, j], loss)
+        out[i] = buf.sum()
 
 
 @_jit
 def bias_output(A, bias, loss):
     """In place: decoder output ``z = output(A + bias)``."""
     for i in range(A.shape[0]):
-        for j in range(A.shape[1]):
-            A[i, j] = _output(A[i, j] + bias[j], loss)
+        if loss == _CROSS_ENTROPY:
+            for j in range(A.shape[1]):
+                A[i, j] = _sigmoid(A[i, j] + bias[j])
+        else:
+            for j in range(A.shape[1]):
+                A[i, j] = A[i, j] + bias[j]
 
 
 # --------------------------------------------------------------------------
@@ -265,14 +321,17 @@ def adam_update(param, grad, grad2, use_grad2, m, v, scale, l2, step, beta_1,
     ``grad2`` lets tied weights sum their encoder and decoder gradients here
     instead of in a separate pass; ``scale`` is 1 / batch size.
     """
+    # Scalars in the parameters' dtype, so float32 stays float32.
+    t = param.dtype.type
+    scale, l2, step, epsilon = t(scale), t(l2), t(step), t(epsilon)
+    b1, b2 = t(beta_1), t(beta_2)
+    c1, c2 = t(1.0 - beta_1), t(1.0 - beta_2)
     for i in range(param.shape[0]):
         for j in range(param.shape[1]):
-            g = grad[i, j]
-            if use_grad2:
-                g += grad2[i, j]
+            g = grad[i, j] + grad2[i, j] if use_grad2 else grad[i, j]
             g = g * scale + l2 * param[i, j]
-            mi = beta_1 * m[i, j] + (1.0 - beta_1) * g
-            vi = beta_2 * v[i, j] + (1.0 - beta_2) * g * g
+            mi = b1 * m[i, j] + c1 * g
+            vi = b2 * v[i, j] + c2 * g * g
             m[i, j] = mi
             v[i, j] = vi
             param[i, j] -= step * mi / (np.sqrt(vi) + epsilon)
@@ -282,15 +341,16 @@ def adam_update(param, grad, grad2, use_grad2, m, v, scale, l2, step, beta_1,
 def sgd_update(param, grad, grad2, use_grad2, velocity, scale, l2,
                learning_rate, momentum, nesterov):
     """One SGD step with (Nesterov) momentum, as scikit-learn's MLP does it."""
+    t = param.dtype.type
+    scale, l2 = t(scale), t(l2)
+    lr, mu = t(learning_rate), t(momentum)
+    # Nesterov: param += mu * vel - lr * g; plain momentum: param += vel.
+    mu_p = mu if nesterov else _ONE
+    lr_p = lr if nesterov else _ZERO
     for i in range(param.shape[0]):
         for j in range(param.shape[1]):
-            g = grad[i, j]
-            if use_grad2:
-                g += grad2[i, j]
+            g = grad[i, j] + grad2[i, j] if use_grad2 else grad[i, j]
             g = g * scale + l2 * param[i, j]
-            vel = momentum * velocity[i, j] - learning_rate * g
+            vel = mu * velocity[i, j] - lr * g
             velocity[i, j] = vel
-            if nesterov:
-                param[i, j] += momentum * vel - learning_rate * g
-            else:
-                param[i, j] += vel
+            param[i, j] += mu_p * vel - lr_p * g
