@@ -745,6 +745,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         kind, level, uncorrupted_weight, low, high = noise
         n = rows.shape[0]
         W, W_dec = self.components_, self.decoder_components_
+        sparse_batch = None  # (data, indices, indptr) of a corrupted CSR batch
         if sp.issparse(X):
             batch = X[rows]
             clean, clean_rows = batch.toarray(), ws.arange[:n]
@@ -753,10 +754,9 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 data = np.empty_like(batch.data)
                 K.mask_csr_data(batch.data, batch.indices, batch.indptr,
                                 X.shape[1], data, seed, level)
-                corrupted = sp.csr_matrix((data, batch.indices, batch.indptr),
-                                          shape=batch.shape)
+                sparse_batch = (data, batch.indices, batch.indptr)
             elif kind == K.CORRUPTION_CODES["none"]:
-                corrupted = batch
+                sparse_batch = (batch.data, batch.indices, batch.indptr)
             else:
                 corrupted = ws.corrupted[:n]
                 K.gather_corrupt(clean, clean_rows, corrupted, seed, kind,
@@ -767,8 +767,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             K.gather_corrupt(X, rows, corrupted, seed, kind, level, low, high)
 
         H = ws.hidden[:n]
-        if sp.issparse(corrupted):
-            H[...] = corrupted @ W.T
+        if sparse_batch is not None:
+            K.csr_matmul_t(*sparse_batch, W, H)
         else:
             np.matmul(corrupted, W.T, out=H)
         K.bias_activate(H, self.intercept_hidden_, ws.activation)
@@ -782,8 +782,10 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         np.matmul(delta_out, W_dec.T, out=delta_hidden)
         np.matmul(H.T, delta_out, out=ws.grad_decoder)
         K.hidden_delta(delta_hidden, H, ws.activation, ws.grad_hidden_bias)
-        if sp.issparse(corrupted):
-            ws.grad_encoder[...] = (corrupted.T @ delta_hidden).T
+        if sparse_batch is not None:
+            # O(nnz * n_components) instead of a dense product.
+            ws.grad_encoder.fill(0)
+            K.csr_t_matmul_add(*sparse_batch, delta_hidden, ws.grad_encoder)
         else:
             np.matmul(delta_hidden.T, corrupted, out=ws.grad_encoder)
         return loss_sum

@@ -133,6 +133,77 @@ def mask_csr_data(data, indices, indptr, n_features, out, seed, level):
 
 
 # --------------------------------------------------------------------------
+# Sparse (CSR) products with dense weights
+# --------------------------------------------------------------------------
+@_jit
+def csr_matmul_t(data, indices, indptr, W, out):
+    """``out = S @ W.T`` for the CSR matrix ``S = (data, indices, indptr)``.
+
+    ``out[i, k] = sum_p data[p] * W[k, indices[p]]`` over the entries ``p`` of
+    row ``i``; ``indptr`` may be a slice of a larger matrix's (its values are
+    positions in ``data``). The cost is O(nnz(S) * n_components) with no
+    transposed copy of ``W`` (which ``scipy.sparse`` would make): rows of
+    ``W`` are taken four at a time, stay in cache for all rows of ``S``, and
+    each entry of ``S`` is loaded once per four of them.
+    """
+    n_rows, n_out = indptr.shape[0] - 1, W.shape[0]
+    k = 0
+    while k < n_out:
+        if k + 4 <= n_out:
+            for i in range(n_rows):
+                a0 = a1 = a2 = a3 = _ZERO * W[k, 0]
+                for p in range(indptr[i], indptr[i + 1]):
+                    c, v = indices[p], data[p]
+                    a0 += v * W[k, c]
+                    a1 += v * W[k + 1, c]
+                    a2 += v * W[k + 2, c]
+                    a3 += v * W[k + 3, c]
+                out[i, k] = a0
+                out[i, k + 1] = a1
+                out[i, k + 2] = a2
+                out[i, k + 3] = a3
+            k += 4
+        else:
+            for i in range(n_rows):
+                a0 = _ZERO * W[k, 0]
+                for p in range(indptr[i], indptr[i + 1]):
+                    a0 += data[p] * W[k, indices[p]]
+                out[i, k] = a0
+            k += 1
+
+
+@_jit
+def csr_t_matmul_add(data, indices, indptr, D, G):
+    """In place: ``G += D.T @ S`` for the CSR matrix ``S = (data, indices, indptr)``.
+
+    ``G[k, indices[p]] += D[i, k] * data[p]`` for the entries ``p`` of row
+    ``i``: the encoder weight gradient of a sparse minibatch, added where the
+    decoder gradient already is (tied weights) or into zeros. Cost
+    O(nnz(S) * n_components); rows of ``G`` are taken four at a time, as in
+    ``csr_matmul_t``.
+    """
+    n_rows, n_out = indptr.shape[0] - 1, G.shape[0]
+    k = 0
+    while k < n_out:
+        if k + 4 <= n_out:
+            for i in range(n_rows):
+                d0, d1, d2, d3 = D[i, k], D[i, k + 1], D[i, k + 2], D[i, k + 3]
+                for p in range(indptr[i], indptr[i + 1]):
+                    c, v = indices[p], data[p]
+                    G[k, c] += d0 * v
+                    G[k + 1, c] += d1 * v
+                    G[k + 2, c] += d2 * v
+                    G[k + 3, c] += d3 * v
+            k += 4
+        else:
+            for i in range(n_rows):
+                d0 = D[i, k]
+                for p in range(indptr[i], indptr[i + 1]):
+                    G[k, indices[p]] += d0 * data[p]
+            k += 1
+
+
+# --------------------------------------------------------------------------
 # Activations
 # --------------------------------------------------------------------------
 @_inline
@@ -255,9 +326,12 @@ def output_delta(A, bias, X, rows, seed, kind, level, uncorrupted_weight, loss,
     )
     uw = A.dtype.type(uncorrupted_weight)
     weight = np.ones(n_features, dtype=A.dtype)
-    # Per-column float64 sums: a running scalar sum is a serial dependency
-    # that keeps LLVM from vectorizing the loop (without fastmath).
-    col_loss = np.zeros(n_features)
+    # Per-column sums in the dtype of A, flushed into a float64 total every
+    # 64 rows: a running scalar sum is a serial dependency that keeps LLVM
+    # from vectorizing the loop (without fastmath), and float64 columns
+    # would halve the SIMD width of float32 work.
+    col_loss = np.zeros(n_features, dtype=A.dtype)
+    total = 0.0
     grad_bias[:] = 0.0
     for i in range(A.shape[0]):
         r = rows[i]
@@ -285,7 +359,11 @@ def output_delta(A, bias, X, rows, seed, kind, level, uncorrupted_weight, loss,
                 A[i, j] = g
                 grad_bias[j] += g
                 col_loss[j] += w * (_HALF * d * d)
-    return col_loss.sum()
+        if i % 64 == 63 or i == A.shape[0] - 1:
+            for j in range(n_features):
+                total += col_loss[j]
+                col_loss[j] = 0.0
+    return total
 
 
 @_jit
