@@ -232,16 +232,17 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     Examples
     --------
-    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
     >>> from skdae import DenoisingAutoencoder
-    >>> X = np.random.RandomState(0).uniform(size=(100, 8))
-    >>> dae = DenoisingAutoencoder(n_components=4, max_iter=20, random_state=0)
-    >>> dae.fit(X)
-    DenoisingAutoencoder(max_iter=20, n_components=4, random_state=0)
+    >>> X = load_digits().data / 16  # pixels in [0, 1]
+    >>> dae = DenoisingAutoencoder(n_components=64, learning_rate_init=3e-3,
+    ...                            max_iter=200, random_state=0)
+    >>> codes = dae.fit_transform(X)
+    >>> codes.shape
+    (1797, 64)
     >>> dae.loss_
     'cross_entropy'
-    >>> dae.transform(X).shape
-    (100, 4)
+    >>> denoised = dae.inverse_transform(dae.transform(X * (X > 0.5)))
     """
 
     _parameter_constraints: dict = {
