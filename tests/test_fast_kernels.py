@@ -71,7 +71,7 @@ def test_saturated_logits_stay_finite(dtype):
     A = np.array([[1e30, -1e30, 88.0, -88.0, 0.0]], dtype=dtype)
     X = np.array([[0.0, 1.0, 1.0, 0.0, 0.5]], dtype=dtype)
     grad_bias = np.empty(5, dtype=dtype)
-    total = K.output_delta(A, np.zeros(5, dtype), X, np.array([0]), 1, 0, 0.0,
+    total = K.output_delta(A, np.zeros(5, dtype), X, np.array([0]), 1, 0, 0, 0.0,
                            1.0, K.LOSS_CODES["cross_entropy"], grad_bias)
     assert np.isfinite(total) and np.all(np.isfinite(A))
     assert_allclose(A[0], [1, -1, 0, 0, 0], atol=1e-6)
