@@ -731,19 +731,34 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         return False
 
     def _train_batch(self, X, rows, seed, noise, ws, params, l2_flags):
-        """One gradient step on the rows ``rows`` of X; returns the loss sum."""
-        loss_sum = self._forward_backward(X, rows, seed, noise, ws)
+        """One gradient step on the rows ``rows`` of X; returns the loss sum.
+
+        The weight matrices are updated one block of hidden units at a time,
+        in the thread that computed that block's gradient and while it is in
+        cache; the biases after the whole minibatch.
+        """
+        opt, n = self._optimizer, rows.shape[0]
         if self.decoder_components_ is self.components_:
             grads = [(ws.grad_encoder, ws.grad_decoder),
                      (ws.grad_hidden_bias,), (ws.grad_visible_bias,)]
         else:
             grads = [(ws.grad_encoder,), (ws.grad_decoder,),
                      (ws.grad_hidden_bias,), (ws.grad_visible_bias,)]
-        self._optimizer.update_params(params, grads, rows.shape[0], l2_flags,
-                                      self.alpha)
+        n_weights = len(params) - 2
+        opt.start_step()
+
+        def update_weights(units):
+            for k in range(n_weights):
+                opt.update(k, params[k], grads[k], n, l2_flags[k], self.alpha,
+                           units)
+
+        loss_sum = self._forward_backward(X, rows, seed, noise, ws,
+                                          update_weights)
+        for k in range(n_weights, len(params)):
+            opt.update(k, params[k], grads[k], n, l2_flags[k], self.alpha)
         return loss_sum
 
-    def _forward_backward(self, X, rows, seed, noise, ws):
+    def _forward_backward(self, X, rows, seed, noise, ws, after_units=None):
         """Loss and gradients of one minibatch, summed over its samples.
 
         Corrupts the rows ``rows`` of X with the noise of ``seed``, encodes,
@@ -755,6 +770,9 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
         The forward and backward passes run over fixed blocks of rows, the
         weight gradients over fixed blocks of hidden units (``_parallel``).
+        ``after_units(units)``, if given, is called once the weight gradients
+        of the hidden units ``units`` are complete (when the weights are no
+        longer read: the optimizer may update these rows then).
         """
         kind, level, uncorrupted_weight, low, high = noise
         n = rows.shape[0]
@@ -810,6 +828,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 ws.grad_encoder[units] = 0.0
                 K.csr_t_matmul_add(*sparse_batch, ws.delta_hidden[:n, units],
                                    ws.grad_encoder[units])
+            if after_units is not None:
+                after_units(units)
 
         losses = ws.runner.map(forward_backward_rows, range(len(row_blocks)))
         ws.runner.map(weight_gradients, ws.unit_blocks)

@@ -41,13 +41,28 @@ class _BaseOptimizer:
         alpha : float
             L2 penalty, scaled by ``1 / batch_size`` as in scikit-learn's MLP.
         """
-        scale = 1.0 / batch_size
-        self._start_step()
+        self.start_step()
         for k, (param, grad, l2_flag) in enumerate(zip(params, grads, l2_flags)):
-            g1 = _as_2d(grad[0])
-            g2 = _as_2d(grad[1]) if len(grad) > 1 else g1
-            l2 = alpha * scale if l2_flag else 0.0
-            self._update(k, _as_2d(param), g1, g2, len(grad) > 1, scale, l2)
+            self.update(k, param, grad, batch_size, l2_flag, alpha)
+
+    def start_step(self):
+        """Begin a minibatch step; then ``update`` each parameter once."""
+        self._start_step()
+
+    def update(self, k, param, grad, batch_size, l2_flag, alpha,
+               rows=slice(None)):
+        """Update ``param[rows]``, the parameter ``k``, and its state rows.
+
+        Arguments as in ``update_params`` for one parameter. A weight matrix
+        can be updated one block of rows at a time (in several threads), each
+        as soon as its gradient rows are computed and still in cache.
+        """
+        scale = 1.0 / batch_size
+        g1 = _as_2d(grad[0])[rows]
+        g2 = _as_2d(grad[1])[rows] if len(grad) > 1 else g1
+        l2 = alpha * scale if l2_flag else 0.0
+        self._update(k, _as_2d(param)[rows], g1, g2, len(grad) > 1, scale, l2,
+                     rows)
 
 
 class AdamOptimizer(_BaseOptimizer):
@@ -71,8 +86,9 @@ class AdamOptimizer(_BaseOptimizer):
             / (1 - self.beta_1**self.t)
         )
 
-    def _update(self, k, param, g1, g2, use_g2, scale, l2):
-        adam_update(param, g1, g2, use_g2, self.ms[k], self.vs[k], scale, l2,
+    def _update(self, k, param, g1, g2, use_g2, scale, l2, rows):
+        adam_update(param, g1, g2, use_g2, self.ms[k][rows], self.vs[k][rows],
+                    scale, l2,
                     self.learning_rate, self.beta_1, self.beta_2, self.epsilon)
 
 
@@ -89,6 +105,6 @@ class SGDOptimizer(_BaseOptimizer):
     def _start_step(self):
         pass
 
-    def _update(self, k, param, g1, g2, use_g2, scale, l2):
-        sgd_update(param, g1, g2, use_g2, self.velocities[k], scale, l2,
+    def _update(self, k, param, g1, g2, use_g2, scale, l2, rows):
+        sgd_update(param, g1, g2, use_g2, self.velocities[k][rows], scale, l2,
                    self.learning_rate, self.momentum, self.nesterov)
