@@ -1,0 +1,168 @@
+"""Throughput of skdae on a local Dask cluster: 1 worker against 2.
+
+Run from the repository root (needs the ``dask`` extra)::
+
+    python benchmarks/dask_scaling.py
+
+The data set is a dask array generated lazily block by block (structured,
+low-rank data squashed into (0, 1)); no process ever holds it whole, and each
+worker's ``memory_limit`` is set below its size. For each cluster size it
+measures, in rows per second:
+
+- fit: one pass of ``dask_ml.wrappers.Incremental(...).fit`` (one
+  ``partial_fit`` per block, the model handed from task to task);
+- transform: ``map_blocks(model.transform)`` over every block, reduced to a
+  column sum so that nothing large comes back to the client;
+- generate: the column sum of the data alone, the cost of producing the
+  blocks, which both timings above include.
+
+A reference without Dask, in this process with one BLAS thread, is measured
+in the same run: the same blocks generated and consumed one after the other.
+Timings on a shared machine are noisy; the load average is printed with them.
+"""
+
+import argparse
+import os
+import time
+
+import dask.array as da
+import numpy as np
+from dask.distributed import Client, LocalCluster
+from dask_ml.wrappers import Incremental
+from threadpoolctl import threadpool_limits
+
+from skdae import DenoisingAutoencoder
+
+
+def make_block(loadings, block_rows, block_info=None):
+    """Block ``i`` of the data: ``sigmoid(z @ loadings + noise)``, seeded by i."""
+    if block_info is not None:
+        index = block_info[None]["chunk-location"][0]
+        block_rows = block_info[None]["chunk-shape"][0]
+    else:
+        index = 0
+    rng = np.random.default_rng([12345, index])
+    n_latent, n_features = loadings.shape
+    z = rng.standard_normal((block_rows, n_latent), dtype=np.float32)
+    x = z @ loadings
+    # Uniform noise: several times cheaper to draw than Gaussian.
+    x += rng.random((block_rows, n_features), dtype=np.float32) - 0.5
+    # In place: the block is the only full-size temporary.
+    np.negative(x, out=x)
+    np.exp(x, out=x)
+    x += 1.0
+    np.reciprocal(x, out=x)
+    return x
+
+
+def lazy_data(n_rows, n_features, block_rows, n_latent=16):
+    loadings = (np.random.default_rng(0)
+                .standard_normal((n_latent, n_features), dtype=np.float32)
+                / np.sqrt(n_latent).astype(np.float32))
+    n_blocks = -(-n_rows // block_rows)
+    chunks = ((block_rows,) * (n_blocks - 1)
+              + (n_rows - block_rows * (n_blocks - 1),), (n_features,))
+    X = da.map_blocks(make_block, loadings, block_rows, chunks=chunks,
+                      dtype=np.float32, meta=np.empty((0, 0), np.float32))
+    return X, loadings
+
+
+def make_model(n_components):
+    return DenoisingAutoencoder(n_components=n_components, random_state=0)
+
+
+def encode_lazily(model, X):
+    """``model.transform`` on every block, with the output chunks declared."""
+    return X.map_blocks(model.transform, dtype=X.dtype,
+                        chunks=(X.chunks[0], (model.n_components_,)),
+                        meta=np.empty((0, 0), dtype=X.dtype))
+
+
+def warm_up(n_features):
+    """Load the cached Numba kernels in a process before anything is timed."""
+    X = np.random.default_rng(0).uniform(size=(64, n_features)).astype(
+        np.float32)
+    DenoisingAutoencoder(n_components=4, random_state=0).partial_fit(
+        X).transform(X)
+
+
+def timed(func):
+    start = time.perf_counter()
+    result = func()
+    return time.perf_counter() - start, result
+
+
+def bench_reference(X, loadings, block_rows, n_components):
+    """Same work without Dask: the blocks one after the other, one thread."""
+    n_rows = X.shape[0]
+    sizes = X.chunks[0]
+
+    def blocks():
+        for index, rows in enumerate(sizes):
+            yield make_block(loadings, rows,
+                             {None: {"chunk-location": (index, 0),
+                                     "chunk-shape": (rows, X.shape[1])}})
+
+    with threadpool_limits(1):
+        model = make_model(n_components)
+        t_fit, _ = timed(lambda: [model.partial_fit(b) for b in blocks()])
+        t_transform, _ = timed(
+            lambda: sum(model.transform(b).sum(axis=0) for b in blocks()))
+        t_generate, _ = timed(lambda: sum(b.sum(axis=0) for b in blocks()))
+    return n_rows / t_fit, n_rows / t_transform, n_rows / t_generate
+
+
+def bench_cluster(X, n_workers, memory_limit, n_components):
+    n_rows = X.shape[0]
+    # One thread per worker process; the nanny caps the BLAS pools at one
+    # thread already, Numba's needs an explicit cap.
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1,
+                      processes=True, memory_limit=memory_limit,
+                      dashboard_address=":0",
+                      env={"NUMBA_NUM_THREADS": "1"}) as cluster, \
+            Client(cluster) as client:
+        client.run(warm_up, X.shape[1])
+        inc = Incremental(make_model(n_components), shuffle_blocks=False)
+        t_fit, _ = timed(lambda: inc.fit(X))
+        model = inc.estimator_
+        t_transform, _ = timed(
+            lambda: encode_lazily(model, X).sum(axis=0).compute())
+        t_generate, _ = timed(lambda: X.sum(axis=0).compute())
+    return n_rows / t_fit, n_rows / t_transform, n_rows / t_generate
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--features", type=int, default=256)
+    parser.add_argument("--components", type=int, default=64)
+    parser.add_argument("--block-rows", type=int, default=25_000)
+    parser.add_argument("--memory-limit", default="1GiB",
+                        help="memory limit of each worker")
+    args = parser.parse_args()
+
+    X, loadings = lazy_data(args.rows, args.features, args.block_rows)
+    size_mib = X.nbytes / 2**20
+    print(f"data: {args.rows} x {args.features} float32 = {size_mib:.0f} MiB "
+          f"in {X.numblocks[0]} blocks of {args.block_rows} rows, generated "
+          f"lazily; worker memory_limit={args.memory_limit}; "
+          f"n_components={args.components}; {os.cpu_count()} cores")
+
+    warm_up(args.features)
+    rows = [("no Dask, 1 thread (reference)",
+             bench_reference(X, loadings, args.block_rows, args.components))]
+    for n_workers in (1, 2):
+        rows.append((f"LocalCluster, {n_workers} worker(s) x 1 thread",
+                     bench_cluster(X, n_workers, args.memory_limit,
+                                   args.components)))
+
+    header = ("setup", "fit rows/s", "transform rows/s", "generate rows/s")
+    print(f"{header[0]:<32}{header[1]:>14}{header[2]:>18}{header[3]:>17}")
+    for name, (fit, transform, generate) in rows:
+        print(f"{name:<32}{fit:>14,.0f}{transform:>18,.0f}{generate:>17,.0f}")
+    print("load average (1, 5, 15 min): "
+          + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+
+
+if __name__ == "__main__":
+    main()
