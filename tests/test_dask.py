@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+from joblib import parallel_config
 from numpy.testing import assert_allclose
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -16,16 +17,12 @@ from sklearn.model_selection import GridSearchCV
 
 from skdae import DenoisingAutoencoder
 
-pytest.importorskip(
-    "dask", reason="dask is not installed: pip install 'skdae[dask]'")
-pytest.importorskip(
-    "dask.distributed",
-    reason="dask.distributed is not installed: pip install 'skdae[dask]'")
-
-import cloudpickle  # noqa: E402  (installed with distributed)
-import dask.array as da  # noqa: E402
-from dask.distributed import Client, LocalCluster, get_task_stream  # noqa: E402
-from joblib import parallel_config  # noqa: E402
+_INSTALL = "pip install 'skdae[dask]'"
+da = pytest.importorskip(
+    "dask.array", reason=f"dask is not installed: {_INSTALL}")
+distributed = pytest.importorskip(
+    "dask.distributed", reason=f"dask.distributed is not installed: {_INSTALL}")
+cloudpickle = pytest.importorskip("cloudpickle")  # a dependency of distributed
 
 N_WORKERS = 2
 
@@ -38,13 +35,13 @@ def client():
     cloudpickle.register_pickle_by_value(module)
     # The nanny already sets OMP/MKL/OPENBLAS_NUM_THREADS=1 in the workers;
     # Numba's pool needs its own cap.
-    cluster = LocalCluster(
+    cluster = distributed.LocalCluster(
         n_workers=N_WORKERS, threads_per_worker=1, processes=True,
         dashboard_address=":0", memory_limit="2GiB",
         env={"NUMBA_NUM_THREADS": "1"},
     )
     try:
-        with Client(cluster) as client:
+        with distributed.Client(cluster) as client:
             yield client
     finally:
         cluster.close()
@@ -76,7 +73,7 @@ def test_incremental_fit_streams_blocks_and_matches_fit(client, digits):
     assert n_blocks > 1
 
     inc = wrappers.Incremental(_dae(), shuffle_blocks=True, random_state=0)
-    with get_task_stream(client) as stream:
+    with distributed.get_task_stream(client) as stream:
         for _ in range(n_epochs):
             inc.partial_fit(dX)
     model = inc.estimator_
@@ -115,7 +112,7 @@ def test_blockwise_transform_equals_in_memory(client, digits, route):
         # A fitted model can be wrapped as is. (dask-ml declares the output
         # chunks as the input's, so H.shape is only right after compute.)
         H = wrappers.ParallelPostFit(model).transform(dX)
-    with get_task_stream(client) as stream:
+    with distributed.get_task_stream(client) as stream:
         H = H.compute()
     assert len(stream.data) >= dX.numblocks[0]
     assert_allclose(H, model.transform(X), rtol=1e-10, atol=1e-12)
