@@ -18,7 +18,11 @@ measures, in rows per second:
 
 A reference without Dask, in this process with one BLAS thread, is measured
 in the same run: the same blocks generated and consumed one after the other.
-Timings on a shared machine are noisy; the load average is printed with them.
+
+Next to each figure, the cores used: the CPU time of the processes doing the
+work divided by the wall time. On a shared machine it tells how much CPU they
+actually got, which bounds what a second worker can add; the load average is
+printed too.
 """
 
 import argparse
@@ -86,14 +90,22 @@ def warm_up(n_features):
         X).transform(X)
 
 
-def timed(func, repeat=1):
-    """Best wall time of ``repeat`` calls (the least disturbed by other load)."""
-    best = np.inf
+def timed(func, repeat=1, cpu_seconds=time.process_time):
+    """Best wall time of ``repeat`` calls, the result, and the cores used.
+
+    The best time is the one least disturbed by other load; "cores used" is
+    the CPU time of the processes doing the work divided by the wall time
+    (over all repeats): on a busy machine it shows how much CPU they got.
+    """
+    best, wall, cpu = np.inf, 0.0, 0.0
     for _ in range(repeat):
-        start = time.perf_counter()
+        cpu_start, start = cpu_seconds(), time.perf_counter()
         result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        elapsed = time.perf_counter() - start
+        cpu += cpu_seconds() - cpu_start
+        wall += elapsed
+        best = min(best, elapsed)
+    return best, result, cpu / wall
 
 
 def bench_reference(X, loadings, n_components, repeat):
@@ -114,13 +126,14 @@ def bench_reference(X, loadings, n_components, repeat):
                 model.partial_fit(block)
             return model
 
-        t_fit, model = timed(fit, repeat)
-        t_transform, _ = timed(
+        t_fit, model, c_fit = timed(fit, repeat)
+        t_transform, _, c_transform = timed(
             lambda: sum(model.transform(b).sum(axis=0) for b in blocks()),
             repeat)
-        t_generate, _ = timed(lambda: sum(b.sum(axis=0) for b in blocks()),
-                              repeat)
-    return n_rows / t_fit, n_rows / t_transform, n_rows / t_generate
+        t_generate, _, c_generate = timed(
+            lambda: sum(b.sum(axis=0) for b in blocks()), repeat)
+    return ((n_rows / t_fit, c_fit), (n_rows / t_transform, c_transform),
+            (n_rows / t_generate, c_generate))
 
 
 def bench_cluster(X, n_workers, memory_limit, n_components, repeat):
@@ -142,11 +155,17 @@ def bench_cluster(X, n_workers, memory_limit, n_components, repeat):
                               random_state=next(seeds))
             return inc.fit(X).estimator_
 
-        t_fit, model = timed(fit, repeat)
-        t_transform, _ = timed(
-            lambda: encode_lazily(model, X).sum(axis=0).compute(), repeat)
-        t_generate, _ = timed(lambda: X.sum(axis=0).compute(), repeat)
-    return n_rows / t_fit, n_rows / t_transform, n_rows / t_generate
+        def cpu_seconds():
+            return sum(client.run(time.process_time).values())
+
+        t_fit, model, c_fit = timed(fit, repeat, cpu_seconds)
+        t_transform, _, c_transform = timed(
+            lambda: encode_lazily(model, X).sum(axis=0).compute(), repeat,
+            cpu_seconds)
+        t_generate, _, c_generate = timed(
+            lambda: X.sum(axis=0).compute(), repeat, cpu_seconds)
+    return ((n_rows / t_fit, c_fit), (n_rows / t_transform, c_transform),
+            (n_rows / t_generate, c_generate))
 
 
 def main():
@@ -176,10 +195,12 @@ def main():
                      bench_cluster(X, n_workers, args.memory_limit,
                                    args.components, args.repeat)))
 
-    header = ("setup", "fit rows/s", "transform rows/s", "generate rows/s")
-    print(f"{header[0]:<32}{header[1]:>14}{header[2]:>18}{header[3]:>17}")
-    for name, (fit, transform, generate) in rows:
-        print(f"{name:<32}{fit:>14,.0f}{transform:>18,.0f}{generate:>17,.0f}")
+    header = ("setup", "fit", "transform", "generate")
+    print("rows/s (cores used: CPU time of the workers / wall time)")
+    print(f"{header[0]:<38}" + "".join(f"{h:>20}" for h in header[1:]))
+    for name, results in rows:
+        print(f"{name:<38}" + "".join(f"{speed:>13,.0f} ({cores:.1f})"
+                                      for speed, cores in results))
     print("load average (1, 5, 15 min): "
           + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
