@@ -128,6 +128,8 @@ def _score_and_worker_threads(estimator, X, y=None):
     from distributed import get_worker
     from threadpoolctl import threadpool_info
 
+    from skdae._parallel import available_threads
+
     try:
         get_worker()
         on_worker = 1.0
@@ -138,11 +140,12 @@ def _score_and_worker_threads(estimator, X, y=None):
         "on_worker": on_worker,
         "blas_threads": max(i["num_threads"] for i in threadpool_info()),
         "numba_threads": numba.get_num_threads(),
+        # What skdae's training sizes its thread pool from.
+        "training_threads": available_threads(),
     }
 
 
 def test_grid_search_runs_on_workers_with_capped_threads(client, digits):
-    pytest.importorskip("threadpoolctl")
     X = digits[0][:600]
     grid = {"n_components": [8, 16], "corruption_level": [0.1, 0.4]}
     search = GridSearchCV(_dae(max_iter=3), grid, cv=2, n_jobs=-1,
@@ -157,6 +160,7 @@ def test_grid_search_runs_on_workers_with_capped_threads(client, digits):
     assert np.all(results["mean_test_on_worker"] == 1.0)
     assert np.all(results["mean_test_blas_threads"] == 1)
     assert np.all(results["mean_test_numba_threads"] == 1)
+    assert np.all(results["mean_test_training_threads"] == 1)
     # Fixed seeds: the cluster finds exactly what a local search finds.
     assert_allclose(results["mean_test_score"],
                     local.cv_results_["mean_test_score"])
