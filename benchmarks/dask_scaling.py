@@ -164,8 +164,19 @@ def bench_cluster(X, n_workers, memory_limit, n_components, repeat):
             cpu_seconds)
         t_generate, _, c_generate = timed(
             lambda: X.sum(axis=0).compute(), repeat, cpu_seconds)
+        memory = client.run(memory_report)
+    peak = max(peak for peak, _ in memory.values())
+    spilled = sum(spilled for _, spilled in memory.values())
+    print(f"{n_workers} worker(s): peak worker memory {peak / 2**20:.0f} MiB, "
+          f"spilled to disk {spilled / 2**20:.0f} MiB")
     return ((n_rows / t_fit, c_fit), (n_rows / t_transform, c_transform),
             (n_rows / t_generate, c_generate))
+
+
+def memory_report(dask_worker):
+    """Peak memory of a worker process (sampled) and bytes it spilled."""
+    peak = max(dask_worker.monitor.quantities["memory"])
+    return peak, dask_worker.data.spilled_total.disk
 
 
 def main():
@@ -196,11 +207,14 @@ def main():
                                    args.components, args.repeat)))
 
     header = ("setup", "fit", "transform", "generate")
-    print("rows/s (cores used: CPU time of the workers / wall time)")
-    print(f"{header[0]:<38}" + "".join(f"{h:>20}" for h in header[1:]))
-    for name, results in rows:
-        print(f"{name:<38}" + "".join(f"{speed:>13,.0f} ({cores:.1f})"
-                                      for speed, cores in results))
+    for title, per_cpu in (("rows/s (cores used)", False),
+                           ("rows per CPU-second", True)):
+        print(f"{title:<38}" + "".join(f"{h:>20}" for h in header[1:]))
+        for name, results in rows:
+            cells = (f"{speed / cores:>20,.0f}" if per_cpu
+                     else f"{speed:>13,.0f} ({cores:.2f})"
+                     for speed, cores in results)
+            print(f"{name:<38}" + "".join(cells))
     print("load average (1, 5, 15 min): "
           + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
