@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from joblib import parallel_config
 from numpy.testing import assert_allclose
-from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
@@ -49,8 +48,9 @@ def client():
 
 
 @pytest.fixture(scope="module")
-def digits():
-    X = load_digits().data / 16.0
+def digits_blocks(digits):
+    """The digits in [0, 1], and as a dask array of four row blocks."""
+    X = digits[0]
     return X, da.from_array(X, chunks=(450, -1))
 
 
@@ -65,10 +65,10 @@ def _fitted_dae(X, max_iter=5):
         return _dae(max_iter=max_iter).fit(X)
 
 
-def test_incremental_fit_streams_blocks_and_matches_fit(client, digits):
+def test_incremental_fit_streams_blocks_and_matches_fit(client, digits_blocks):
     wrappers = pytest.importorskip(
         "dask_ml.wrappers", reason="dask-ml is not installed")
-    X, dX = digits
+    X, dX = digits_blocks
     n_epochs, n_blocks = 5, dX.numblocks[0]
     assert n_blocks > 1
 
@@ -98,8 +98,8 @@ def test_incremental_fit_streams_blocks_and_matches_fit(client, digits):
 
 
 @pytest.mark.parametrize("route", ["map_blocks", "ParallelPostFit"])
-def test_blockwise_transform_equals_in_memory(client, digits, route):
-    X, dX = digits
+def test_blockwise_transform_equals_in_memory(client, digits_blocks, route):
+    X, dX = digits_blocks
     model = _fitted_dae(X, max_iter=2)
     if route == "map_blocks":
         H = dX.map_blocks(model.transform, dtype=X.dtype,
