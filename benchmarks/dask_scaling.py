@@ -38,13 +38,14 @@ from threadpoolctl import threadpool_limits
 from skdae import DenoisingAutoencoder
 
 
-def make_block(loadings, block_rows, block_info=None):
-    """Block ``i`` of the data: ``sigmoid(z @ loadings + noise)``, seeded by i."""
-    if block_info is not None:
-        index = block_info[None]["chunk-location"][0]
-        block_rows = block_info[None]["chunk-shape"][0]
-    else:
-        index = 0
+def make_block(loadings, block_info=None):
+    """Block ``i`` of the data: ``sigmoid(z @ loadings + noise)``, seeded by i.
+
+    ``block_info`` is what ``map_blocks`` passes: where the block is, and its
+    shape.
+    """
+    index = block_info[None]["chunk-location"][0]
+    block_rows = block_info[None]["chunk-shape"][0]
     rng = np.random.default_rng([12345, index])
     n_latent, n_features = loadings.shape
     z = rng.standard_normal((block_rows, n_latent), dtype=np.float32)
@@ -66,7 +67,7 @@ def lazy_data(n_rows, n_features, block_rows, n_latent=16):
     n_blocks = -(-n_rows // block_rows)
     chunks = ((block_rows,) * (n_blocks - 1)
               + (n_rows - block_rows * (n_blocks - 1),), (n_features,))
-    X = da.map_blocks(make_block, loadings, block_rows, chunks=chunks,
+    X = da.map_blocks(make_block, loadings, chunks=chunks,
                       dtype=np.float32, meta=np.empty((0, 0), np.float32))
     return X, loadings
 
@@ -115,9 +116,8 @@ def bench_reference(X, loadings, n_components, repeat):
 
     def blocks():
         for index, rows in enumerate(sizes):
-            yield make_block(loadings, rows,
-                             {None: {"chunk-location": (index, 0),
-                                     "chunk-shape": (rows, X.shape[1])}})
+            yield make_block(loadings, {None: {
+                "chunk-location": (index, 0), "chunk-shape": (rows, X.shape[1])}})
 
     with threadpool_limits(1):
         def fit():
