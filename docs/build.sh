@@ -6,4 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 export MPLBACKEND=Agg
+# The examples are small: one BLAS / OpenMP thread each is fastest, and on a
+# busy or shared machine more threads make them many times slower.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
+export MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 python -m sphinx -W --keep-going -n -b html . _build/html "$@"
