@@ -107,11 +107,11 @@ plt.show()
 # On clean digits the noise buys nothing here: the held-out accuracy slowly
 # drops as the masking level grows. On masked digits the picture reverses:
 # training with masking noise makes the codes, and so the classifier, more
-# robust to missing pixels: the accuracy rises over the first 10-20% of
-# masking and levels off beyond (the search picks the first of the tied best
-# levels). The differences are
-# of the order of the fold-to-fold spread (the shaded bands), so with this
-# little data the trend matters more than the exact maximum. Which
+# robust to missing pixels; the accuracy rises over the first 10-20% of
+# masking and levels off beyond (where levels tie, the search picks the
+# first). The differences are of the order of the fold-to-fold spread (the
+# shaded bands), so with this little data the trend matters more than the
+# exact maximum. Which
 # criterion to maximise is a decision about the application; ``refit`` names
 # it, and ``search.best_estimator_`` is the whole pipeline refitted on all
 # the data with that choice, ready to ``predict``.
