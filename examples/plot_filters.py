@@ -108,10 +108,10 @@ for level, dae in models.items():
 # Without corruption most filters are a salt-and-pepper of isolated pixels of
 # either sign: with more units than pixels, the model reconstructs its input
 # well without having to learn what digits look like, and it reaches the
-# lower training loss. With masking noise the filters are made of contiguous
-# patches of same-sign weights, detectors of pieces of strokes, and
-# neighbouring weights correlate more than twice as much. The patterns are
-# coarse because the digits have only 8x8 pixels; Vincent et al. (2010, Fig.
-# 6-8) show the same effect on 28x28 MNIST digits and natural image patches.
+# lower training loss. With masking noise more of the filters are made of
+# contiguous patches of same-sign weights, the size of pieces of strokes, and
+# neighbouring weights correlate much more. The patterns are coarse because
+# the digits have only 8x8 pixels; Vincent et al. (2010) show the same effect
+# more clearly on 28x28 MNIST digits and on natural image patches.
 # Whether these codes make better features is measured in
 # :ref:`sphx_glr_auto_examples_plot_feature_comparison.py`.
