@@ -44,6 +44,9 @@ autodoc_default_options = {"members": True, "inherited-members": True}
 numpydoc_show_class_members = False  # the class template lists the methods
 numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = True
+# Every parameter of every documented function must be documented, and only
+# real parameters (a numpydoc warning, hence a build error with -W).
+numpydoc_validation_checks = {"PR01", "PR02"}
 
 # -- sphinx-gallery -----------------------------------------------------------
 sphinx_gallery_conf = {
