@@ -459,3 +459,24 @@ def test_bare_autoencoder_in_grid_search_on_memmapped_data(digits):
         search.fit(X)
     scores = search.cv_results_["mean_test_score"]
     assert np.isfinite(scores).all() and (scores < 0).all()
+
+
+def test_concurrent_fits_keep_single_threaded_blas_until_the_last_ends():
+    """Fits on threads of one process must not undo each other's BLAS limit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info()
+                if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    X = np.random.RandomState(0).uniform(size=(400, 30))
+    reference = fit_quiet(quiet(max_iter=3), X).components_
+    with ThreadPoolExecutor(4) as pool:
+        models = list(pool.map(lambda _: fit_quiet(quiet(max_iter=3), X),
+                               range(8)))
+    for model in models:
+        assert_array_equal(model.components_, reference)
+    assert blas_threads() == before
