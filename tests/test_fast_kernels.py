@@ -99,3 +99,25 @@ def test_csr_products_match_dense(dtype, n_out):
     expected = G + D.T @ S.toarray()
     K.csr_t_matmul_add(S.data, S.indices, S.indptr, D, G)
     assert_allclose(G, expected, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_optimizer_row_block_updates_equal_whole_update(solver):
+    from skdae._optimizers import AdamOptimizer, SGDOptimizer
+
+    rng = np.random.RandomState(0)
+    W, b = rng.randn(10, 6).astype(np.float32), rng.randn(6).astype(np.float32)
+    grads = [(rng.randn(10, 6).astype(np.float32),
+              rng.randn(10, 6).astype(np.float32)),
+             (rng.randn(6).astype(np.float32),)]
+    cls = SGDOptimizer if solver == "sgd" else AdamOptimizer
+    whole_params, block_params = [W.copy(), b.copy()], [W.copy(), b.copy()]
+    whole, blocked = cls(whole_params), cls(block_params)
+    for _ in range(3):
+        whole.update_params(whole_params, grads, 4, [True, False], 0.1)
+        blocked.start_step()
+        for rows in (slice(0, 3), slice(3, 10)):
+            blocked.update(0, block_params[0], grads[0], 4, True, 0.1, rows)
+        blocked.update(1, block_params[1], grads[1], 4, False, 0.1)
+    for p, q in zip(whole_params, block_params):
+        np.testing.assert_array_equal(p, q)
