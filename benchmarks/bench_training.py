@@ -435,6 +435,9 @@ def main(argv=None):
         for dtype in args.dtypes:
             for threads in args.threads:
                 epochs, rates = epoch_benchmark(X, args, threads, dtype)
+                print(f"  [{dtype}, {threads} thread(s)] " + ", ".join(
+                    f"{k} {v:.3f}" for k, v in epochs.items()),
+                    file=sys.stderr, flush=True)
                 ref = epochs["skdae"]
                 for name, t in epochs.items():
                     epoch_rows.append((dtype, threads, name, f"{t:.3f}",
