@@ -1,6 +1,7 @@
 """skdae: denoising autoencoders for the scikit-learn ecosystem."""
 
 from ._autoencoder import DenoisingAutoencoder
+from ._stacked import StackedDenoisingAutoencoder
 
-__all__ = ["DenoisingAutoencoder"]
+__all__ = ["DenoisingAutoencoder", "StackedDenoisingAutoencoder"]
 __version__ = "0.1.0"
