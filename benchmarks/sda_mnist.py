@@ -34,6 +34,7 @@ import time
 import zipfile
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import skdae
 from skdae import StackedDenoisingAutoencoderClassifier
@@ -154,6 +155,9 @@ def parse_args(argv=None):
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the network trained without pretraining")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads (1 is fastest on a loaded "
+                             "machine: idle BLAS threads spin)")
     parser.add_argument("--verbose", type=int, default=0)
     args = parser.parse_args(argv)
     if args.quick:
@@ -168,6 +172,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        run(args)
+
+
+def run(args):
     wall_start, cpu_start = time.perf_counter(), time.process_time()
     (X_train, y_train), (X_val, y_val), (X_test, y_test) = load_mnist(args.data)
     X_train, y_train = X_train[:args.n_train], y_train[:args.n_train]
@@ -181,7 +190,8 @@ def main(argv=None):
           f"{len(X_test)} test, network {arch}, sigmoid, float32, "
           f"batch {args.batch_size}, Adam (pretraining lr "
           f"{args.pretrain_learning_rate}, fine-tuning lr "
-          f"{args.learning_rate}), seed {args.seed}", flush=True)
+          f"{args.learning_rate}), seed {args.seed}, {args.threads} BLAS "
+          "thread(s)", flush=True)
 
     # 1. Masking level chosen on the validation split, on shortened runs.
     n_sel = min(args.select_n_train, len(X_train))

@@ -178,6 +178,10 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
     n_layers_ : int
         Number of layers.
 
+    n_iter_ : int
+        Number of epochs run, summed over the layers (the epochs of layer
+        ``k`` are ``autoencoders_[k].n_iter_``).
+
     n_components_ : int
         Width of the top code, the number of features of :meth:`transform`.
 
@@ -436,6 +440,11 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
     def n_layers_(self):
         """Number of layers of the fitted stack."""
         return len(self.autoencoders_)
+
+    @property
+    def n_iter_(self):
+        """Number of epochs run, summed over the layers."""
+        return sum(layer.n_iter_ for layer in self.autoencoders_)
 
     @property
     def n_components_(self):
