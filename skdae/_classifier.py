@@ -635,17 +635,20 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
             order = rng.permutation(indices) if self.shuffle else indices
             total = 0.0
             n_batches = 0
-            for batch in gen_batches(n_train, batch_size):
-                rows = order[batch]
-                total += self._forward_backward(X, rows, y[rows], ws)
-                grads = [(g,) for pair in zip(ws.grad_coefs,
-                                              ws.grad_intercepts)
-                         for g in pair]
-                self._optimizer.update_params(params, grads, rows.shape[0],
-                                              l2_flags, self.alpha)
-                n_batches += 1
-                if not np.isfinite(total):
-                    break
+            grads = [(g,) for pair in zip(ws.grad_coefs, ws.grad_intercepts)
+                     for g in pair]
+            # Overflow is detected below (non-finite loss or weights) and
+            # reported as an error that says what to do.
+            with np.errstate(over="ignore", invalid="ignore"):
+                for batch in gen_batches(n_train, batch_size):
+                    rows = order[batch]
+                    total += self._forward_backward(X, rows, y[rows], ws)
+                    self._optimizer.update_params(params, grads,
+                                                  rows.shape[0], l2_flags,
+                                                  self.alpha)
+                    n_batches += 1
+                    if not np.isfinite(total):
+                        break
             if not (np.isfinite(total)
                     and all(np.isfinite(p).all() for p in params)):
                 for p, saved in zip(params, snapshot):
