@@ -134,7 +134,7 @@ def parse_args(argv=None):
     parser.add_argument("--hidden", type=int, nargs="+",
                         default=[1000, 1000, 1000])
     parser.add_argument("--corruption-levels", type=float, nargs="+",
-                        default=[0.1, 0.25],
+                        default=[0.1, 0.25, 0.4],
                         help="masking levels to choose from on the "
                              "validation split")
     parser.add_argument("--select-n-train", type=int, default=10000,
@@ -144,13 +144,14 @@ def parse_args(argv=None):
     parser.add_argument("--select-finetune-epochs", type=int, default=6)
     parser.add_argument("--pretrain-epochs", type=int, default=10,
                         help="pretraining epochs per layer")
-    parser.add_argument("--finetune-epochs", type=int, default=30,
+    parser.add_argument("--finetune-epochs", type=int, default=40,
                         help="maximum fine-tuning epochs")
     parser.add_argument("--patience", type=int, default=5,
                         help="fine-tuning stops after this many epochs "
                              "without a lower validation error")
     parser.add_argument("--pretrain-learning-rate", type=float, default=1e-3)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--learning-rate", type=float, default=3e-4,
+                        help="fine-tuning learning rate")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the network trained without pretraining")
