@@ -376,9 +376,8 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
         indices = np.arange(X.shape[0])
         val_indices = None
         if self.early_stopping:
-            stratify = y_codes if _can_stratify(y_codes,
-                                                self.validation_fraction) \
-                else None
+            can_stratify = _can_stratify(y_codes, self.validation_fraction)
+            stratify = y_codes if can_stratify else None
             indices, val_indices = train_test_split(
                 indices, test_size=self.validation_fraction,
                 random_state=self._random_state, stratify=stratify)
