@@ -21,6 +21,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels as K
 from ._optimizers import AdamOptimizer, SGDOptimizer
+from ._parallel import (
+    ROWS_PER_BLOCK,
+    UNITS_PER_BLOCK,
+    BlockRunner,
+    available_threads,
+    blocks,
+)
 
 # Rows per chunk when encoding / scoring many samples: bounds the temporaries.
 _CHUNK_ELEMENTS = 2**22
@@ -225,16 +232,17 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     Examples
     --------
-    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
     >>> from skdae import DenoisingAutoencoder
-    >>> X = np.random.RandomState(0).uniform(size=(100, 8))
-    >>> dae = DenoisingAutoencoder(n_components=4, max_iter=20, random_state=0)
-    >>> dae.fit(X)
-    DenoisingAutoencoder(max_iter=20, n_components=4, random_state=0)
+    >>> X = load_digits().data / 16  # pixels in [0, 1]
+    >>> dae = DenoisingAutoencoder(n_components=64, learning_rate_init=3e-3,
+    ...                            max_iter=200, random_state=0)
+    >>> codes = dae.fit_transform(X)
+    >>> codes.shape
+    (1797, 64)
     >>> dae.loss_
     'cross_entropy'
-    >>> dae.transform(X).shape
-    (100, 4)
+    >>> denoised = dae.inverse_transform(dae.transform(X * (X > 0.5)))
     """
 
     _parameter_constraints: dict = {
@@ -620,9 +628,6 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             batch_size = min(200, n_train)
         else:
             batch_size = min(self.batch_size, n_train)
-        workspace = _Workspace(batch_size, X.shape[1], self.n_components,
-                               X.dtype, K.ACTIVATION_CODES[self.activation],
-                               K.LOSS_CODES[self.loss_])
         self._best_params = None
         corruption = "none" if self.corruption_level == 0 else self.corruption
         noise = (K.CORRUPTION_CODES[corruption], float(self.corruption_level),
@@ -630,55 +635,61 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
         n_epochs = 1 if incremental else self.max_iter
         converged = False
-        for _ in range(n_epochs):
-            start = time.perf_counter()
-            snapshot = [p.copy() for p in params]
-            order = rng.permutation(indices) if self.shuffle else indices
-            batches = list(gen_batches(n_train, batch_size))
-            seeds = rng.randint(0, np.iinfo(np.int64).max, size=len(batches),
-                                dtype=np.int64)
-            total = 0.0
-            for batch, seed in zip(batches, seeds):
-                total += self._train_batch(X, order[batch], seed, noise,
-                                           workspace, params, l2_flags)
-                if not np.isfinite(total):
+        # Overflow is not warned about: divergence is detected and reported.
+        with BlockRunner(available_threads()) as runner, np.errstate(
+                over="ignore", invalid="ignore"):
+            workspace = _Workspace(batch_size, X.shape[1], self.n_components,
+                                   X.dtype, K.ACTIVATION_CODES[self.activation],
+                                   K.LOSS_CODES[self.loss_], runner)
+            for _ in range(n_epochs):
+                start = time.perf_counter()
+                snapshot = [p.copy() for p in params]
+                order = rng.permutation(indices) if self.shuffle else indices
+                batches = list(gen_batches(n_train, batch_size))
+                seeds = rng.randint(0, np.iinfo(np.int64).max, size=len(batches),
+                                    dtype=np.int64)
+                total = 0.0
+                for batch, seed in zip(batches, seeds):
+                    total += self._train_batch(X, order[batch], seed, noise,
+                                               workspace, params, l2_flags)
+                    if not np.isfinite(total):
+                        break
+                if not (np.isfinite(total)
+                        and all(np.isfinite(p).all() for p in params)):
+                    for p, saved in zip(params, snapshot):
+                        p[...] = saved
+                    del self._optimizer
+                    raise ValueError(
+                        f"Training diverged in epoch {self.n_iter_ + 1}: the loss "
+                        "became infinite or NaN. The weights were restored to "
+                        "their last finite values. Lower learning_rate_init "
+                        f"(now {self.learning_rate_init}), standardise X (e.g. "
+                        "with StandardScaler) or lower alpha."
+                    )
+                penalty = 0.0
+                if self.alpha:
+                    penalty = 0.5 * self.alpha * sum(
+                        float(np.dot(p.ravel(), p.ravel()))
+                        for p, flag in zip(params, l2_flags) if flag
+                    ) * len(batches) / n_train
+                epoch_loss = total / n_train + penalty
+                self.n_iter_ += 1
+                self.t_ += n_train
+                self.loss_curve_.append(epoch_loss)
+                message = (f"[{type(self).__name__}] Iteration {self.n_iter_}, "
+                           f"loss = {epoch_loss:.4f}")
+                if early_stopping:
+                    score = -float(np.mean(self._reconstruction_losses(
+                        X, val_indices)))
+                    self.validation_scores_.append(score)
+                    message += f", validation loss = {-score:.4f}"
+                if self.verbose:
+                    elapsed = time.perf_counter() - start
+                    print(f"{message}, time = {elapsed:.2f}s")
+                    sys.stdout.flush()
+                if self._update_no_improvement(early_stopping, params):
+                    converged = True
                     break
-            if not (np.isfinite(total)
-                    and all(np.isfinite(p).all() for p in params)):
-                for p, saved in zip(params, snapshot):
-                    p[...] = saved
-                del self._optimizer
-                raise ValueError(
-                    f"Training diverged in epoch {self.n_iter_ + 1}: the loss "
-                    "became infinite or NaN. The weights were restored to "
-                    "their last finite values. Lower learning_rate_init "
-                    f"(now {self.learning_rate_init}), standardise X (e.g. "
-                    "with StandardScaler) or lower alpha."
-                )
-            penalty = 0.0
-            if self.alpha:
-                penalty = 0.5 * self.alpha * sum(
-                    float(np.dot(p.ravel(), p.ravel()))
-                    for p, flag in zip(params, l2_flags) if flag
-                ) * len(batches) / n_train
-            epoch_loss = total / n_train + penalty
-            self.n_iter_ += 1
-            self.t_ += n_train
-            self.loss_curve_.append(epoch_loss)
-            message = (f"[{type(self).__name__}] Iteration {self.n_iter_}, "
-                       f"loss = {epoch_loss:.4f}")
-            if early_stopping:
-                score = -float(np.mean(self._reconstruction_losses(
-                    X, val_indices)))
-                self.validation_scores_.append(score)
-                message += f", validation loss = {-score:.4f}"
-            if self.verbose:
-                elapsed = time.perf_counter() - start
-                print(f"{message}, time = {elapsed:.2f}s")
-                sys.stdout.flush()
-            if self._update_no_improvement(early_stopping, params):
-                converged = True
-                break
 
         if early_stopping and self._best_params is not None:
             for p, best in zip(params, self._best_params):
@@ -741,10 +752,14 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         ``ws.grad_decoder`` (decoder weights, in the layout of
         ``decoder_components_``; for tied weights the total gradient is their
         sum), ``ws.grad_hidden_bias`` and ``ws.grad_visible_bias``. No L2 term.
+
+        The forward and backward passes run over fixed blocks of rows, the
+        weight gradients over fixed blocks of hidden units (``_parallel``).
         """
         kind, level, uncorrupted_weight, low, high = noise
         n = rows.shape[0]
         W, W_dec = self.components_, self.decoder_components_
+        corrupted_sparse = None
         if sp.issparse(X):
             batch = X[rows]
             clean, clean_rows = batch.toarray(), ws.arange[:n]
@@ -753,40 +768,57 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 data = np.empty_like(batch.data)
                 K.mask_csr_data(batch.data, batch.indices, batch.indptr,
                                 X.shape[1], data, seed, level)
-                corrupted = sp.csr_matrix((data, batch.indices, batch.indptr),
-                                          shape=batch.shape)
+                corrupted_sparse = sp.csr_matrix(
+                    (data, batch.indices, batch.indptr), shape=batch.shape)
             elif kind == K.CORRUPTION_CODES["none"]:
-                corrupted = batch
-            else:
-                corrupted = ws.corrupted[:n]
-                K.gather_corrupt(clean, clean_rows, corrupted, seed, kind,
-                                 level, low, high)
+                corrupted_sparse = batch
         else:
             clean, clean_rows = X, rows
-            corrupted = ws.corrupted[:n]
-            K.gather_corrupt(X, rows, corrupted, seed, kind, level, low, high)
+        row_blocks = blocks(n, ROWS_PER_BLOCK)
 
-        H = ws.hidden[:n]
-        if sp.issparse(corrupted):
-            H[...] = corrupted @ W.T
-        else:
-            np.matmul(corrupted, W.T, out=H)
-        K.bias_activate(H, self.intercept_hidden_, ws.activation)
-        delta_out = ws.visible[:n]
-        np.matmul(H, W_dec, out=delta_out)
-        loss_sum = K.output_delta(delta_out, self.intercept_visible_, clean,
-                                  clean_rows, seed, kind, level,
-                                  uncorrupted_weight, ws.loss,
-                                  ws.grad_visible_bias)
-        delta_hidden = ws.delta_hidden[:n]
-        np.matmul(delta_out, W_dec.T, out=delta_hidden)
-        np.matmul(H.T, delta_out, out=ws.grad_decoder)
-        K.hidden_delta(delta_hidden, H, ws.activation, ws.grad_hidden_bias)
-        if sp.issparse(corrupted):
-            ws.grad_encoder[...] = (corrupted.T @ delta_hidden).T
-        else:
-            np.matmul(delta_hidden.T, corrupted, out=ws.grad_encoder)
-        return loss_sum
+        def forward_backward_rows(k):
+            r = row_blocks[k]
+            H = ws.hidden[r]
+            if corrupted_sparse is None:
+                corrupted = ws.corrupted[r]
+                K.gather_corrupt(clean, clean_rows[r], corrupted, seed,
+                                 r.start, kind, level, low, high)
+                np.matmul(corrupted, W.T, out=H)
+            else:
+                H[...] = corrupted_sparse[r] @ W.T
+            K.bias_activate(H, self.intercept_hidden_, ws.activation)
+            delta_out = ws.visible[r]
+            np.matmul(H, W_dec, out=delta_out)
+            loss_sum = K.output_delta(
+                delta_out, self.intercept_visible_, clean, clean_rows[r], seed,
+                r.start, kind, level, uncorrupted_weight, ws.loss,
+                ws.grad_visible_bias_parts[k])
+            delta_hidden = ws.delta_hidden[r]
+            np.matmul(delta_out, W_dec.T, out=delta_hidden)
+            K.hidden_delta(delta_hidden, H, ws.activation,
+                           ws.grad_hidden_bias_parts[k])
+            return loss_sum
+
+        def weight_gradients(units):
+            np.matmul(ws.hidden[:n, units].T, ws.visible[:n],
+                      out=ws.grad_decoder[units])
+            if corrupted_sparse is None:
+                np.matmul(ws.delta_hidden[:n, units].T, ws.corrupted[:n],
+                          out=ws.grad_encoder[units])
+            else:
+                ws.grad_encoder[units] = (
+                    corrupted_sparse.T @ ws.delta_hidden[:n, units]).T
+
+        losses = ws.runner.map(forward_backward_rows, range(len(row_blocks)))
+        ws.runner.map(weight_gradients, ws.unit_blocks)
+        # Block sums are added in a fixed order: the result does not depend on
+        # the number of threads.
+        n_blocks = len(row_blocks)
+        np.sum(ws.grad_hidden_bias_parts[:n_blocks], axis=0,
+               out=ws.grad_hidden_bias)
+        np.sum(ws.grad_visible_bias_parts[:n_blocks], axis=0,
+               out=ws.grad_visible_bias)
+        return float(sum(losses))
 
     # ------------------------------------------------------------------
     # Encoding, decoding, scoring
@@ -822,12 +854,22 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
 
 class _Workspace:
-    """Minibatch buffers, allocated once per call to fit / partial_fit."""
+    """Minibatch buffers, allocated once per call to fit / partial_fit.
+
+    ``runner`` runs the blocks of a minibatch (serially by default).
+    """
 
     def __init__(self, batch_size, n_features, n_components, dtype, activation,
-                 loss):
+                 loss, runner=None):
         self.activation = activation
         self.loss = loss
+        self.runner = runner if runner is not None else BlockRunner(1)
+        self.unit_blocks = blocks(n_components, UNITS_PER_BLOCK)
+        n_row_blocks = len(blocks(batch_size, ROWS_PER_BLOCK))
+        self.grad_hidden_bias_parts = np.empty((n_row_blocks, n_components),
+                                               dtype=dtype)
+        self.grad_visible_bias_parts = np.empty((n_row_blocks, n_features),
+                                                dtype=dtype)
         self.corrupted = np.empty((batch_size, n_features), dtype=dtype)
         self.hidden = np.empty((batch_size, n_components), dtype=dtype)
         self.visible = np.empty((batch_size, n_features), dtype=dtype)

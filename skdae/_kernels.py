@@ -81,18 +81,20 @@ def uniform_block(seed, n_rows, n_cols):
 # Corruption
 # --------------------------------------------------------------------------
 @_jit
-def gather_corrupt(X, rows, out, seed, kind, level, low, high):
+def gather_corrupt(X, rows, out, seed, first_row, kind, level, low, high):
     """Write the corrupted rows ``X[rows]`` into ``out[:len(rows)]``.
 
     kind: 0 none, 1 masking (zero a fraction ``level``), 2 gaussian (add
     N(0, level**2)), 3 salt and pepper (set a fraction ``level`` to ``low`` or
-    ``high`` with equal probability).
+    ``high`` with equal probability). ``rows`` may be a block of a minibatch
+    that starts at row ``first_row``: the noise depends on the row's place in
+    the whole minibatch, not on how the minibatch is split into blocks.
     """
     n_features = X.shape[1]
     s = np.uint64(seed)
     for i in range(rows.shape[0]):
         r = rows[i]
-        base = np.uint64(i * n_features)
+        base = np.uint64((first_row + i) * n_features)
         if kind == _NONE:
             for j in range(n_features):
                 out[i, j] = X[r, j]
@@ -196,8 +198,8 @@ def _elementwise_loss(a, x, loss):
 
 
 @_jit
-def output_delta(A, bias, X, rows, seed, kind, level, uncorrupted_weight, loss,
-                 grad_bias):
+def output_delta(A, bias, X, rows, seed, first_row, kind, level,
+                 uncorrupted_weight, loss, grad_bias):
     """Loss and gradient at the decoder, in one pass.
 
     On entry ``A`` holds ``H @ W_dec`` (no bias); on exit it holds the gradient
@@ -207,7 +209,8 @@ def output_delta(A, bias, X, rows, seed, kind, level, uncorrupted_weight, loss,
 
     The emphasis weight ``w`` is 1 for corrupted components and
     ``uncorrupted_weight`` for the others (masking and salt and pepper only);
-    which components were corrupted is recomputed from ``seed``.
+    which components were corrupted is recomputed from ``seed`` (and the row
+    ``first_row`` of the minibatch where this block starts).
 
     Returns the sum over the batch of the weighted per-sample losses.
     """
@@ -220,7 +223,7 @@ def output_delta(A, bias, X, rows, seed, kind, level, uncorrupted_weight, loss,
     total = 0.0
     for i in range(A.shape[0]):
         r = rows[i]
-        base = np.uint64(i * n_features)
+        base = np.uint64((first_row + i) * n_features)
         row_loss = 0.0
         for j in range(n_features):
             a = A[i, j] + bias[j]
