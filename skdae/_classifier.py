@@ -21,6 +21,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _finetune_kernels as FK
 from . import _kernels as K
 from ._optimizers import AdamOptimizer, SGDOptimizer
+from ._parallel import (
+    ROWS_PER_BLOCK,
+    UNITS_PER_BLOCK,
+    BlockRunner,
+    available_threads,
+    blocks,
+)
 from ._stacked import StackedDenoisingAutoencoder
 
 # Rows per chunk when predicting many samples: bounds the temporaries.
@@ -615,7 +622,6 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
         params, l2_flags = self._params()
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._make_optimizer(params)
-        rng = self._random_state
         early_stopping = val_indices is not None
         if early_stopping and self.validation_scores_ is None:
             self.validation_scores_ = []
@@ -625,32 +631,53 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
             batch_size = min(200, n_train)
         else:
             batch_size = min(self.batch_size, n_train)
-        ws = _Workspace(batch_size, X.shape[1], self.coefs_, X.dtype,
-                        dense_input=not sp.issparse(X))
         self._best_params = None
-
         n_epochs = 1 if incremental else self.max_iter
-        converged = False
+        # Blocks on single-threaded BLAS (``_parallel``): the same result for
+        # any number of threads. Overflow is not warned about: divergence is
+        # detected (non-finite loss or weights) and reported as an error.
+        with BlockRunner(available_threads()) as runner, np.errstate(
+                over="ignore", invalid="ignore"):
+            ws = _Workspace(batch_size, X.shape[1], self.coefs_, X.dtype,
+                            dense_input=not sp.issparse(X), runner=runner)
+            converged = self._run_epochs(X, y, indices, val_indices,
+                                         n_epochs, batch_size, ws, params,
+                                         l2_flags)
+        if early_stopping and self._best_params is not None:
+            for p, best in zip(params, self._best_params):
+                p[...] = best
+        self._best_params = None
+        if not incremental and not converged:
+            warnings.warn(
+                f"{type(self).__name__}: max_iter={self.max_iter} fine-tuning "
+                "epochs ended before the optimisation converged (no "
+                f"improvement of tol={self.tol} for n_iter_no_change="
+                f"{self.n_iter_no_change} epochs). Increase max_iter, or tol.",
+                ConvergenceWarning,
+            )
+
+    def _run_epochs(self, X, y, indices, val_indices, n_epochs, batch_size,
+                    ws, params, l2_flags):
+        """The epochs of :meth:`_finetune`; returns whether training converged."""
+        rng = self._random_state
+        early_stopping = val_indices is not None
+        n_train = indices.shape[0]
+        grads = [(g,) for pair in zip(ws.grad_coefs, ws.grad_intercepts)
+                 for g in pair]
         for _ in range(n_epochs):
             start = time.perf_counter()
             snapshot = [p.copy() for p in params]
             order = rng.permutation(indices) if self.shuffle else indices
             total = 0.0
             n_batches = 0
-            grads = [(g,) for pair in zip(ws.grad_coefs, ws.grad_intercepts)
-                     for g in pair]
-            # Overflow is detected below (non-finite loss or weights) and
-            # reported as an error that says what to do.
-            with np.errstate(over="ignore", invalid="ignore"):
-                for batch in gen_batches(n_train, batch_size):
-                    rows = order[batch]
-                    total += self._forward_backward(X, rows, y[rows], ws)
-                    self._optimizer.update_params(params, grads,
-                                                  rows.shape[0], l2_flags,
-                                                  self.alpha)
-                    n_batches += 1
-                    if not np.isfinite(total):
-                        break
+            for batch in gen_batches(n_train, batch_size):
+                rows = order[batch]
+                total += self._forward_backward(X, rows, y[rows], ws)
+                self._optimizer.update_params(params, grads, rows.shape[0],
+                                              l2_flags, self.alpha)
+                n_batches += 1
+                if not np.isfinite(total):
+                    break
             if not (np.isfinite(total)
                     and all(np.isfinite(p).all() for p in params)):
                 for p, saved in zip(params, snapshot):
@@ -685,21 +712,8 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
                 print(f"{message}, time = {elapsed:.2f}s")
                 sys.stdout.flush()
             if self._update_no_improvement(early_stopping, params):
-                converged = True
-                break
-
-        if early_stopping and self._best_params is not None:
-            for p, best in zip(params, self._best_params):
-                p[...] = best
-        self._best_params = None
-        if not incremental and not converged:
-            warnings.warn(
-                f"{type(self).__name__}: max_iter={self.max_iter} fine-tuning "
-                "epochs ended before the optimisation converged (no "
-                f"improvement of tol={self.tol} for n_iter_no_change="
-                f"{self.n_iter_no_change} epochs). Increase max_iter, or tol.",
-                ConvergenceWarning,
-            )
+                return True
+        return False
 
     def _update_no_improvement(self, early_stopping, params):
         """MLP's stopping rule; returns True when training should stop."""
@@ -735,34 +749,64 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
         ``rows`` of X with labels (class indices) ``y``, then backward. The
         loss sum is returned; the gradients land in ``ws.grad_coefs`` and
         ``ws.grad_intercepts``. No L2 term.
+
+        Each fixed block of rows runs forward and backward through all layers
+        on its own; the weight gradients are then computed over fixed blocks
+        of input units (``_parallel``), and the per-block bias gradients and
+        losses summed in a fixed order.
         """
         n = rows.shape[0]
-        if sp.issparse(X):
-            inputs = X[rows]
-        else:
-            inputs = ws.inputs[:n]
-            np.take(X, rows, axis=0, out=inputs)
+        sparse_batch = X[rows] if sp.issparse(X) else None
         n_hidden = len(self.coefs_) - 1
-        layer_inputs = [inputs]
-        for k in range(n_hidden):
-            H = ws.hidden[k][:n]
-            _matmul(layer_inputs[k], self.coefs_[k], H)
-            K.bias_activate(H, self.intercepts_[k], self._activations[k])
-            layer_inputs.append(H)
-        delta = ws.output[:n]
-        np.matmul(layer_inputs[-1], self.coefs_[-1], out=delta)
-        loss_sum = FK.softmax_cross_entropy(delta, self.intercepts_[-1], y,
-                                            ws.grad_intercepts[-1])
-        for k in range(n_hidden, -1, -1):
-            _matmul_tn(layer_inputs[k], delta, ws.grad_coefs[k])
-            if k == 0:
-                break
-            delta_below = ws.deltas[k - 1][:n]
-            np.matmul(delta, self.coefs_[k].T, out=delta_below)
-            K.hidden_delta(delta_below, layer_inputs[k],
-                           self._activations[k - 1], ws.grad_intercepts[k - 1])
-            delta = delta_below
-        return loss_sum
+        row_blocks = blocks(n, ROWS_PER_BLOCK)
+
+        def forward_backward_rows(b):
+            r = row_blocks[b]
+            if sparse_batch is None:
+                below = ws.inputs[r]
+                np.take(X, rows[r], axis=0, out=below)
+            else:
+                below = sparse_batch[r]
+            for k in range(n_hidden):
+                H = ws.hidden[k][r]
+                if sp.issparse(below):
+                    H[...] = below @ self.coefs_[k]
+                else:
+                    np.matmul(below, self.coefs_[k], out=H)
+                K.bias_activate(H, self.intercepts_[k], self._activations[k])
+                below = H
+            delta = ws.deltas[n_hidden][r]
+            np.matmul(below, self.coefs_[-1], out=delta)
+            loss_sum = FK.softmax_cross_entropy(
+                delta, self.intercepts_[-1], y[r], ws.bias_parts[n_hidden][b])
+            for k in range(n_hidden, 0, -1):
+                delta_below = ws.deltas[k - 1][r]
+                np.matmul(delta, self.coefs_[k].T, out=delta_below)
+                K.hidden_delta(delta_below, ws.hidden[k - 1][r],
+                               self._activations[k - 1],
+                               ws.bias_parts[k - 1][b])
+                delta = delta_below
+            return loss_sum
+
+        def weight_gradients(task):
+            k, units = task
+            if k == 0 and sparse_batch is not None:
+                ws.grad_coefs[0][...] = sparse_batch.T @ ws.deltas[0][:n]
+                return
+            below = ws.inputs if k == 0 else ws.hidden[k - 1]
+            np.matmul(below[:n, units].T, ws.deltas[k][:n],
+                      out=ws.grad_coefs[k][units])
+
+        losses = ws.runner.map(forward_backward_rows, range(len(row_blocks)))
+        tasks = ws.weight_tasks
+        if sparse_batch is not None:
+            # One product for the sparse input layer.
+            tasks = [(0, None)] + [t for t in tasks if t[0] > 0]
+        ws.runner.map(weight_gradients, tasks)
+        n_blocks = len(row_blocks)
+        for parts, grad in zip(ws.bias_parts, ws.grad_intercepts):
+            np.sum(parts[:n_blocks], axis=0, out=grad)
+        return float(sum(losses))
 
     # ------------------------------------------------------------------
     # Prediction
@@ -795,34 +839,30 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
 
 
 class _Workspace:
-    """Minibatch buffers, allocated once per call to fit / partial_fit."""
+    """Minibatch buffers, allocated once per call to fit / partial_fit.
 
-    def __init__(self, batch_size, n_features, coefs, dtype, dense_input):
+    ``runner`` runs the blocks of a minibatch (serially by default).
+    """
+
+    def __init__(self, batch_size, n_features, coefs, dtype, dense_input,
+                 runner=None):
+        self.runner = runner if runner is not None else BlockRunner(1)
         self.inputs = (np.empty((batch_size, n_features), dtype=dtype)
                        if dense_input else None)
         self.hidden = [np.empty((batch_size, W.shape[1]), dtype=dtype)
                        for W in coefs[:-1]]
-        self.deltas = [np.empty_like(H) for H in self.hidden]
-        self.output = np.empty((batch_size, coefs[-1].shape[1]), dtype=dtype)
+        # Gradients with respect to the pre-activations of every layer.
+        self.deltas = [np.empty((batch_size, W.shape[1]), dtype=dtype)
+                       for W in coefs]
+        n_row_blocks = len(blocks(batch_size, ROWS_PER_BLOCK))
+        self.bias_parts = [np.empty((n_row_blocks, W.shape[1]), dtype=dtype)
+                           for W in coefs]
         self.grad_coefs = [np.empty_like(W) for W in coefs]
         self.grad_intercepts = [np.empty(W.shape[1], dtype=dtype)
                                 for W in coefs]
-
-
-def _matmul(A, B, out):
-    """``out[...] = A @ B`` for dense or sparse A."""
-    if sp.issparse(A):
-        out[...] = A @ B
-    else:
-        np.matmul(A, B, out=out)
-
-
-def _matmul_tn(A, B, out):
-    """``out[...] = A.T @ B`` for dense or sparse A."""
-    if sp.issparse(A):
-        out[...] = A.T @ B
-    else:
-        np.matmul(A.T, B, out=out)
+        # Weight gradients by blocks of input units of each layer.
+        self.weight_tasks = [(k, units) for k, W in enumerate(coefs)
+                             for units in blocks(W.shape[0], UNITS_PER_BLOCK)]
 
 
 def _can_stratify(y_codes, validation_fraction):

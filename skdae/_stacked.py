@@ -4,6 +4,7 @@ import sys
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -15,6 +16,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._autoencoder import DenoisingAutoencoder
+from ._parallel import BlockRunner, available_threads, blocks
+
+# Rows per block when encoding the training data of the next layer.
+_ENCODE_ROWS_PER_BLOCK = 2048
 
 # Settings that may differ between layers: a scalar or one value per layer.
 PER_LAYER_PARAMS = ("corruption", "corruption_level", "uncorrupted_weight",
@@ -47,6 +52,23 @@ def _per_layer(estimator, name, n_layers):
             "per layer."
         )
     return [v.item() if isinstance(v, np.generic) else v for v in values]
+
+
+def _encode_for_next_layer(layer, X):
+    """``layer.transform(X)`` by fixed blocks of rows on single-threaded BLAS.
+
+    The codes a layer is trained on are then the same whatever the number of
+    threads (a multi-threaded BLAS rounds differently from one thread count
+    to another), as the training of each layer is (``_parallel``).
+    """
+    codes = np.empty((X.shape[0], layer.n_components_), dtype=X.dtype)
+
+    def encode(rows):
+        codes[rows] = layer.transform(X[rows])
+
+    with BlockRunner(available_threads()) as runner:
+        runner.map(encode, blocks(X.shape[0], _ENCODE_ROWS_PER_BLOCK))
+    return codes
 
 
 def _layer_params(estimator, sizes, shared):
@@ -344,12 +366,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
                           dtype=[np.float64, np.float32])
         rng = check_random_state(self.random_state)
         self.autoencoders_ = self._make_layers(rng)
-        codes = X
-        for k, layer in enumerate(self.autoencoders_):
-            self._print_layer(k, codes.shape[1])
-            layer.fit(codes)
-            if k + 1 < len(self.autoencoders_):
-                codes = layer.transform(codes)
+        self._train_layers(X, incremental=False)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -379,12 +396,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         if first_call:
             self.autoencoders_ = self._make_layers(
                 check_random_state(self.random_state))
-        codes = X
-        for k, layer in enumerate(self.autoencoders_):
-            self._print_layer(k, codes.shape[1])
-            layer.partial_fit(codes)
-            if k + 1 < len(self.autoencoders_):
-                codes = layer.transform(codes)
+        self._train_layers(X, incremental=True)
         return self
 
     def transform(self, X):
@@ -484,6 +496,18 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
             layer._validate_params()
             layers.append(layer)
         return layers
+
+    def _train_layers(self, X, incremental):
+        """Fit (or partially fit) each layer on the clean codes below it."""
+        codes = X.tocsr() if sp.issparse(X) else X
+        for k, layer in enumerate(self.autoencoders_):
+            self._print_layer(k, codes.shape[1])
+            if incremental:
+                layer.partial_fit(codes)
+            else:
+                layer.fit(codes)
+            if k + 1 < len(self.autoencoders_):
+                codes = _encode_for_next_layer(layer, codes)
 
     def _print_layer(self, k, n_inputs):
         if self.verbose:

@@ -112,15 +112,17 @@ def test_softmax_kernels_do_not_overflow():
 # --------------------------------------------------------------------------
 # Gradients against finite differences
 # --------------------------------------------------------------------------
-def _network(activation, n_features=6, sizes=(5, 4), n_classes=3, seed=0):
+def _network(activation, n_features=6, sizes=(5, 4), n_classes=3, seed=0,
+             n_samples=150):
+    # 150 rows: several row blocks of the minibatch (``_parallel``).
     rng = np.random.RandomState(seed)
-    X = rng.uniform(size=(8, n_features))
-    y = rng.randint(n_classes, size=8)
+    X = rng.uniform(size=(n_samples, n_features))
+    y = rng.randint(n_classes, size=n_samples)
     clf = _small(hidden_layer_sizes=sizes, activation=activation,
                  pretrain=False, random_state=seed)
     clf.classes_ = np.arange(n_classes)
     clf._random_state = rng
-    clf._initialize(X, np.arange(8))
+    clf._initialize(X, np.arange(n_samples))
     # Non-zero biases, so that their gradients are tested at a generic point.
     for b in clf.intercepts_:
         b += rng.normal(scale=0.5, size=b.shape)
@@ -143,6 +145,7 @@ def test_gradients_match_finite_differences(activation, sparse):
                     dense_input=not sparse)
     loss = clf._forward_backward(X_fit, rows, y, ws)
     assert_allclose(loss, _loss(clf, X, y), rtol=1e-12)
+    assert len(ws.bias_parts[0]) > 1
 
     eps = 1e-6
     params, _ = clf._params()
@@ -180,6 +183,19 @@ def test_relu_gradients_match_finite_differences():
 # --------------------------------------------------------------------------
 # Behaviour
 # --------------------------------------------------------------------------
+def test_same_model_whatever_the_number_of_threads():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(300, 200))
+    y = (X[:, 0] + X[:, 1] > 1).astype(int) + (X[:, 2] > 0.5)
+    models = []
+    for n_threads in (1, 2):
+        with threadpool_limits(n_threads, user_api="blas"):
+            models.append(_small(hidden_layer_sizes=(150, 20), max_iter=2,
+                                 pretrain_max_iter=1, batch_size=150).fit(X, y))
+    for W1, W2 in zip(models[0].coefs_, models[1].coefs_):
+        assert_array_equal(W1, W2)
+
+
 def test_learns_digits(digits):
     X, y = digits
     clf = _small(hidden_layer_sizes=(64, 32), max_iter=30).fit(X[:450], y[:450])
