@@ -69,16 +69,19 @@ def error(clf, X, y):
     return 1.0 - clf.score(X, y)
 
 
-def train(clf, X, y, X_val, y_val, max_epochs, patience, label):
+def train(clf, X, y, X_val, y_val, max_epochs, patience, label, decays=0):
     """Pretrain, then fine-tune epoch by epoch, keeping the best weights.
 
     Uses ``partial_fit``: its first call pretrains the stack and runs the
-    first fine-tuning epoch. Stops after ``patience`` epochs without a lower
-    validation error, and restores the weights of the best epoch.
+    first fine-tuning epoch. After ``patience`` epochs without a lower
+    validation error the learning rate is divided by 10 (``decays`` times),
+    then training stops; the weights of the best epoch are restored.
     """
     classes = np.unique(y)
     best = (np.inf, 0, None)
     finetune_time = 0.0
+    stalled = 0
+    learning_rate = clf.learning_rate_init
     for epoch in range(1, max_epochs + 1):
         start = time.perf_counter()
         clf.partial_fit(X, y, classes=classes)
@@ -87,15 +90,23 @@ def train(clf, X, y, X_val, y_val, max_epochs, patience, label):
             elapsed -= clf.pretrain_time_
         finetune_time += elapsed
         val_error = error(clf, X_val, y_val)
-        print(f"  [{label}] epoch {epoch:3d}  loss {clf.loss_:.4f}  "
-              f"validation error {100 * val_error:.2f}%  ({elapsed:.0f}s)",
-              flush=True)
+        print(f"  [{label}] epoch {epoch:3d}  lr {clf.learning_rate_init:.0e}  "
+              f"loss {clf.loss_:.4f}  validation error {100 * val_error:.2f}%"
+              f"  ({elapsed:.0f}s)", flush=True)
         if val_error < best[0]:
             best = (val_error, epoch,
                     ([W.copy() for W in clf.coefs_],
                      [b.copy() for b in clf.intercepts_]))
-        elif epoch - best[1] >= patience:
-            break
+            stalled = 0
+        else:
+            stalled += 1
+        if stalled >= patience:
+            if decays == 0:
+                break
+            decays -= 1
+            stalled = 0
+            learning_rate /= 10
+            clf.set_params(learning_rate_init=learning_rate)
     clf.coefs_, clf.intercepts_ = best[2]
     return {"val_error": best[0], "best_epoch": best[1], "epochs": epoch,
             "pretrain_time": clf.pretrain_time_,
@@ -146,9 +157,13 @@ def parse_args(argv=None):
                         help="pretraining epochs per layer")
     parser.add_argument("--finetune-epochs", type=int, default=40,
                         help="maximum fine-tuning epochs")
-    parser.add_argument("--patience", type=int, default=5,
-                        help="fine-tuning stops after this many epochs "
-                             "without a lower validation error")
+    parser.add_argument("--patience", type=int, default=4,
+                        help="epochs without a lower validation error after "
+                             "which the learning rate is divided by 10, or "
+                             "fine-tuning stops")
+    parser.add_argument("--lr-decays", type=int, default=2,
+                        help="how many times the fine-tuning learning rate "
+                             "may be divided by 10")
     parser.add_argument("--pretrain-learning-rate", type=float, default=1e-3)
     parser.add_argument("--learning-rate", type=float, default=3e-4,
                         help="fine-tuning learning rate")
@@ -167,7 +182,8 @@ def parse_args(argv=None):
         args.corruption_levels = [0.1, 0.25]
         args.select_n_train = 1000
         args.select_pretrain_epochs, args.select_finetune_epochs = 2, 3
-        args.pretrain_epochs, args.finetune_epochs, args.patience = 3, 8, 3
+        args.pretrain_epochs, args.finetune_epochs, args.patience = 3, 8, 2
+        args.learning_rate = 1e-3
     return args
 
 
@@ -228,7 +244,8 @@ def run(args):
         clf = make_classifier(args, level, pretrain, args.pretrain_epochs)
         result = train(clf, X_train, y_train, X_val, y_val,
                        args.finetune_epochs, args.patience,
-                       "SdA" if pretrain else "no pretraining")
+                       "SdA" if pretrain else "no pretraining",
+                       decays=args.lr_decays)
         start = time.perf_counter()
         result["test_error"] = error(clf, X_test, y_test)
         result["test_time"] = time.perf_counter() - start
@@ -272,9 +289,10 @@ def print_table(args, level, selection, selection_time, n_sel, results, wall,
     for label, value in REFERENCES:
         print(f"| {label:<43} | {'':>7} | {'':>15} | {'':>21} | {'':>7} | "
               f"{value:>8} |")
-    print(f"Fine-tune epochs: best/run (best by validation error, patience "
-          f"{args.patience}). Total: {fmt_time(wall)} wall, {fmt_time(cpu)} "
-          "CPU (all threads).")
+    print(f"Fine-tune epochs: best/run (best by validation error; learning "
+          f"rate / 10 after {args.patience} epochs without improvement, "
+          f"{args.lr_decays} times, then stop). Total: {fmt_time(wall)} wall, "
+          f"{fmt_time(cpu)} CPU (all threads).")
 
 
 if __name__ == "__main__":

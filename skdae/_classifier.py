@@ -404,7 +404,9 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
         The first call needs ``classes``; it initialises the network (with
         ``pretrain=True``, by a full greedy pretraining on this X) before its
         fine-tuning epoch. Later calls continue the weights and the optimizer
-        state. ``early_stopping`` is ignored.
+        state, with the current ``learning_rate_init`` (a learning-rate
+        schedule can be set with :meth:`set_params` between calls).
+        ``early_stopping`` is ignored.
 
         Parameters
         ----------
@@ -622,6 +624,11 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
         params, l2_flags = self._params()
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._make_optimizer(params)
+        else:
+            # partial_fit follows the current learning_rate_init, so that a
+            # schedule can be driven with set_params between calls.
+            self._optimizer.learning_rate_init = self.learning_rate_init
+            self._optimizer.learning_rate = float(self.learning_rate_init)
         early_stopping = val_indices is not None
         if early_stopping and self.validation_scores_ is None:
             self.validation_scores_ = []

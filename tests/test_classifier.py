@@ -271,6 +271,11 @@ def test_partial_fit(digits):
     assert clf.t_ == X.shape[0] + 100
     with pytest.raises(ValueError, match="not in classes_"):
         clf.partial_fit(X, y + 20)
+    # Later calls follow learning_rate_init: a tiny one barely moves.
+    before = [W.copy() for W in clf.coefs_]
+    clf.set_params(learning_rate_init=1e-12).partial_fit(X, y)
+    for W, W_before in zip(clf.coefs_, before):
+        assert_allclose(W, W_before, atol=1e-9)
 
     # A class absent from the first batch can come later.
     clf = _small()
