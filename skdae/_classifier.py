@@ -18,20 +18,11 @@ from sklearn.utils.multiclass import (
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _finetune_kernels as FK
 from . import _kernels as K
+from ._backprop import Workspace, forward_backward, predict_output
 from ._optimizers import AdamOptimizer, SGDOptimizer
-from ._parallel import (
-    ROWS_PER_BLOCK,
-    UNITS_PER_BLOCK,
-    BlockRunner,
-    available_threads,
-    blocks,
-)
+from ._parallel import BlockRunner, available_threads
 from ._stacked import StackedDenoisingAutoencoder
-
-# Rows per chunk when predicting many samples: bounds the temporaries.
-_CHUNK_ELEMENTS = 2**22
 
 # Parameters passed unchanged to the StackedDenoisingAutoencoder of pretraining.
 _STACK_PARAMS = ("hidden_layer_sizes", "corruption", "corruption_level",
@@ -645,7 +636,7 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
         # detected (non-finite loss or weights) and reported as an error.
         with BlockRunner(available_threads()) as runner, np.errstate(
                 over="ignore", invalid="ignore"):
-            ws = _Workspace(batch_size, X.shape[1], self.coefs_, X.dtype,
+            ws = Workspace(batch_size, X.shape[1], self.coefs_, X.dtype,
                             dense_input=not sp.issparse(X), runner=runner)
             converged = self._run_epochs(X, y, indices, val_indices,
                                          n_epochs, batch_size, ws, params,
@@ -750,70 +741,9 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
         return False
 
     def _forward_backward(self, X, rows, y, ws):
-        """Loss and gradients of one minibatch, summed over its samples.
-
-        Forward through the hidden layers and the softmax for the rows
-        ``rows`` of X with labels (class indices) ``y``, then backward. The
-        loss sum is returned; the gradients land in ``ws.grad_coefs`` and
-        ``ws.grad_intercepts``. No L2 term.
-
-        Each fixed block of rows runs forward and backward through all layers
-        on its own; the weight gradients are then computed over fixed blocks
-        of input units (``_parallel``), and the per-block bias gradients and
-        losses summed in a fixed order.
-        """
-        n = rows.shape[0]
-        sparse_batch = X[rows] if sp.issparse(X) else None
-        n_hidden = len(self.coefs_) - 1
-        row_blocks = blocks(n, ROWS_PER_BLOCK)
-
-        def forward_backward_rows(b):
-            r = row_blocks[b]
-            if sparse_batch is None:
-                below = ws.inputs[r]
-                np.take(X, rows[r], axis=0, out=below)
-            else:
-                below = sparse_batch[r]
-            for k in range(n_hidden):
-                H = ws.hidden[k][r]
-                if sp.issparse(below):
-                    H[...] = below @ self.coefs_[k]
-                else:
-                    np.matmul(below, self.coefs_[k], out=H)
-                K.bias_activate(H, self.intercepts_[k], self._activations[k])
-                below = H
-            delta = ws.deltas[n_hidden][r]
-            np.matmul(below, self.coefs_[-1], out=delta)
-            loss_sum = FK.softmax_cross_entropy(
-                delta, self.intercepts_[-1], y[r], ws.bias_parts[n_hidden][b])
-            for k in range(n_hidden, 0, -1):
-                delta_below = ws.deltas[k - 1][r]
-                np.matmul(delta, self.coefs_[k].T, out=delta_below)
-                K.hidden_delta(delta_below, ws.hidden[k - 1][r],
-                               self._activations[k - 1],
-                               ws.bias_parts[k - 1][b])
-                delta = delta_below
-            return loss_sum
-
-        def weight_gradients(task):
-            k, units = task
-            if k == 0 and sparse_batch is not None:
-                ws.grad_coefs[0][...] = sparse_batch.T @ ws.deltas[0][:n]
-                return
-            below = ws.inputs if k == 0 else ws.hidden[k - 1]
-            np.matmul(below[:n, units].T, ws.deltas[k][:n],
-                      out=ws.grad_coefs[k][units])
-
-        losses = ws.runner.map(forward_backward_rows, range(len(row_blocks)))
-        tasks = ws.weight_tasks
-        if sparse_batch is not None:
-            # One product for the sparse input layer.
-            tasks = [(0, None)] + [t for t in tasks if t[0] > 0]
-        ws.runner.map(weight_gradients, tasks)
-        n_blocks = len(row_blocks)
-        for parts, grad in zip(ws.bias_parts, ws.grad_intercepts):
-            np.sum(parts[:n_blocks], axis=0, out=grad)
-        return float(sum(losses))
+        """Loss and gradients of one minibatch; see ``_backprop``."""
+        return forward_backward(self.coefs_, self.intercepts_,
+                                self._activations, X, rows, y, ws)
 
     # ------------------------------------------------------------------
     # Prediction
@@ -827,49 +757,8 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
         return self._output(X, log)
 
     def _output(self, X, log):
-        """Softmax output (or its log) of the network for X, in chunks."""
-        dtype = self.coefs_[0].dtype
-        if X.dtype != dtype:
-            X = X.astype(dtype)
-        widest = max(X.shape[1], *(W.shape[1] for W in self.coefs_))
-        chunk = max(1, _CHUNK_ELEMENTS // widest)
-        out = np.empty((X.shape[0], self.coefs_[-1].shape[1]), dtype=dtype)
-        for batch in gen_batches(X.shape[0], chunk):
-            H = X[batch]
-            for k in range(len(self.coefs_) - 1):
-                H = np.asarray(H @ self.coefs_[k], order="C")
-                K.bias_activate(H, self.intercepts_[k], self._activations[k])
-            A = np.ascontiguousarray(H @ self.coefs_[-1])
-            FK.softmax(A, self.intercepts_[-1], log)
-            out[batch] = A
-        return out
-
-
-class _Workspace:
-    """Minibatch buffers, allocated once per call to fit / partial_fit.
-
-    ``runner`` runs the blocks of a minibatch (serially by default).
-    """
-
-    def __init__(self, batch_size, n_features, coefs, dtype, dense_input,
-                 runner=None):
-        self.runner = runner if runner is not None else BlockRunner(1)
-        self.inputs = (np.empty((batch_size, n_features), dtype=dtype)
-                       if dense_input else None)
-        self.hidden = [np.empty((batch_size, W.shape[1]), dtype=dtype)
-                       for W in coefs[:-1]]
-        # Gradients with respect to the pre-activations of every layer.
-        self.deltas = [np.empty((batch_size, W.shape[1]), dtype=dtype)
-                       for W in coefs]
-        n_row_blocks = len(blocks(batch_size, ROWS_PER_BLOCK))
-        self.bias_parts = [np.empty((n_row_blocks, W.shape[1]), dtype=dtype)
-                           for W in coefs]
-        self.grad_coefs = [np.empty_like(W) for W in coefs]
-        self.grad_intercepts = [np.empty(W.shape[1], dtype=dtype)
-                                for W in coefs]
-        # Weight gradients by blocks of input units of each layer.
-        self.weight_tasks = [(k, units) for k, W in enumerate(coefs)
-                             for units in blocks(W.shape[0], UNITS_PER_BLOCK)]
+        return predict_output(self.coefs_, self.intercepts_,
+                              self._activations, X, log)
 
 
 def _can_stratify(y_codes, validation_fraction):

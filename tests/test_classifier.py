@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from skdae import StackedDenoisingAutoencoder, StackedDenoisingAutoencoderClassifier
 from skdae import _finetune_kernels as FK
-from skdae._classifier import _Workspace
+from skdae._backprop import Workspace
 
 Classifier = StackedDenoisingAutoencoderClassifier
 
@@ -141,7 +141,7 @@ def test_gradients_match_finite_differences(activation, sparse):
     clf, X, y = _network(activation)
     rows = np.arange(X.shape[0])
     X_fit = sp.csr_matrix(X) if sparse else X
-    ws = _Workspace(X.shape[0], X.shape[1], clf.coefs_, X.dtype,
+    ws = Workspace(X.shape[0], X.shape[1], clf.coefs_, X.dtype,
                     dense_input=not sparse)
     loss = clf._forward_backward(X_fit, rows, y, ws)
     assert_allclose(loss, _loss(clf, X, y), rtol=1e-12)
@@ -165,7 +165,7 @@ def test_gradients_match_finite_differences(activation, sparse):
 
 def test_relu_gradients_match_finite_differences():
     clf, X, y = _network("relu", seed=3)
-    ws = _Workspace(X.shape[0], X.shape[1], clf.coefs_, X.dtype, True)
+    ws = Workspace(X.shape[0], X.shape[1], clf.coefs_, X.dtype, True)
     clf._forward_backward(X, np.arange(X.shape[0]), y, ws)
     eps = 1e-7
     W = clf.coefs_[0]
