@@ -151,9 +151,9 @@ def parse_args(argv=None):
     parser.add_argument("--select-n-train", type=int, default=10000,
                         help="training samples of the corruption selection "
                              "runs (the full set if larger)")
-    parser.add_argument("--select-pretrain-epochs", type=int, default=3)
+    parser.add_argument("--select-pretrain-epochs", type=int, default=5)
     parser.add_argument("--select-finetune-epochs", type=int, default=6)
-    parser.add_argument("--pretrain-epochs", type=int, default=10,
+    parser.add_argument("--pretrain-epochs", type=int, default=20,
                         help="pretraining epochs per layer")
     parser.add_argument("--finetune-epochs", type=int, default=40,
                         help="maximum fine-tuning epochs")
