@@ -548,8 +548,8 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
         if self.pretrain:
             if self.verbose:
                 print(f"[{type(self).__name__}] Pretraining")
-            X_train = X if train_indices.shape[0] == X.shape[0] \
-                else X[train_indices]
+            held_out = train_indices.shape[0] < X.shape[0]
+            X_train = X[train_indices] if held_out else X
             with warnings.catch_warnings():
                 # A fixed budget of epochs per layer, as in the paper.
                 warnings.simplefilter("ignore", ConvergenceWarning)
