@@ -182,6 +182,16 @@ def test_random_state_reproducibility(digits):
     assert not np.allclose(a, c)
 
 
+def test_same_layers_whatever_the_number_of_threads():
+    X = np.random.RandomState(0).uniform(size=(300, 200))
+    models = []
+    for n_threads in (1, 2):
+        with threadpool_limits(n_threads, user_api="blas"):
+            models.append(_small(hidden_layer_sizes=(150, 20)).fit(X))
+    for first, second in zip(*(m.autoencoders_ for m in models)):
+        assert_array_equal(first.components_, second.components_)
+
+
 def test_partial_fit_runs_one_epoch_per_layer(digits):
     X, _ = digits
     sda = _small(random_state=1)
