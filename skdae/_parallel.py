@@ -12,6 +12,7 @@ too. Only one pool is ever busy: BLAS is limited to one thread meanwhile.
 
 import contextvars
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -48,6 +49,37 @@ def available_threads():
     return max(1, min(limits))
 
 
+class _SingleThreadedBLAS:
+    """Process-wide BLAS limit of one thread, shared by concurrent fits.
+
+    threadpoolctl's limits are global to the process: if two fits running on
+    threads of one process each set and restored the limit, the first to
+    finish would restore multi-threaded BLAS under the other. The limit is
+    therefore counted: the first fit sets it, the last one restores it.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._users = 0
+        self._limits = None
+
+    def __enter__(self):
+        with self._lock:
+            if self._users == 0:
+                self._limits = threadpool_limits(limits=1, user_api="blas")
+            self._users += 1
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                self._limits.restore_original_limits()
+                self._limits = None
+
+
+_single_threaded_blas = _SingleThreadedBLAS()
+
+
 class BlockRunner:
     """Runs a function over blocks, serially or on a thread pool.
 
@@ -58,10 +90,9 @@ class BlockRunner:
     def __init__(self, n_threads=1):
         self.n_threads = n_threads
         self._executor = None
-        self._limits = None
 
     def __enter__(self):
-        self._limits = threadpool_limits(limits=1, user_api="blas")
+        _single_threaded_blas.__enter__()
         if self.n_threads > 1:
             self._executor = ThreadPoolExecutor(self.n_threads)
         return self
@@ -70,7 +101,7 @@ class BlockRunner:
         if self._executor is not None:
             self._executor.shutdown()
             self._executor = None
-        self._limits.restore_original_limits()
+        _single_threaded_blas.__exit__(*exc)
 
     def map(self, func, items):
         """Call ``func`` on every item; returns the results in order.

@@ -3,8 +3,10 @@
 import pickle
 import re
 import warnings
+from contextlib import contextmanager
 
 import joblib
+import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -116,15 +118,31 @@ def test_same_random_state_same_model(X_small):
     assert not np.allclose(a.components_, c.components_)
 
 
+@contextmanager
+def numba_threads(n):
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("limit", [threadpool_limits, numba_threads])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_thread_count_does_not_change_the_model(dtype):
-    X = np.random.RandomState(0).uniform(size=(1500, 120)).astype(dtype)
+def test_thread_count_does_not_change_the_model(dtype, limit):
+    X = np.random.RandomState(0).uniform(size=(1500, 300)).astype(dtype)
+    X[X < 0.5] = 0
     models = []
     for n_threads in (1, 2):
-        with threadpool_limits(limits=n_threads):
+        with limit(min(n_threads, numba.config.NUMBA_NUM_THREADS)):
             models.append(fit_quiet(
-                quiet(n_components=96, batch_size=250, max_iter=2), X))
-    assert_array_equal(models[0].components_, models[1].components_)
+                quiet(n_components=200, batch_size=250, max_iter=2), X))
+            models.append(fit_quiet(
+                quiet(n_components=200, batch_size=250, max_iter=2),
+                sp.csr_matrix(X)))
+    assert_array_equal(models[0].components_, models[2].components_)
+    assert_array_equal(models[1].components_, models[3].components_)
 
 
 def test_pickle_round_trip(X_small):
@@ -441,3 +459,24 @@ def test_bare_autoencoder_in_grid_search_on_memmapped_data(digits):
         search.fit(X)
     scores = search.cv_results_["mean_test_score"]
     assert np.isfinite(scores).all() and (scores < 0).all()
+
+
+def test_concurrent_fits_keep_single_threaded_blas_until_the_last_ends():
+    """Fits on threads of one process must not undo each other's BLAS limit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info()
+                if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    X = np.random.RandomState(0).uniform(size=(400, 30))
+    reference = fit_quiet(quiet(max_iter=3), X).components_
+    with ThreadPoolExecutor(4) as pool:
+        models = list(pool.map(lambda _: fit_quiet(quiet(max_iter=3), X),
+                               range(8)))
+    for model in models:
+        assert_array_equal(model.components_, reference)
+    assert blas_threads() == before
