@@ -273,7 +273,7 @@ def print_table(args, level, selection, selection_time, n_sel, results, wall,
         print(f"Masking level chosen on validation ({n_sel} train samples, "
               f"{args.select_pretrain_epochs} + <={args.select_finetune_epochs}"
               f" epochs): {choices} -> {level} [{fmt_time(selection_time)}]")
-    header = (f"| {'model':<43} | {'masking':>7} | {'pretrain':>15} | "
+    header = (f"| {'model':<43} | {'masking':>7} | {'pretrain':>20} | "
               f"{'fine-tune':>21} | {'val err':>7} | {'test err':>8} |")
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1])
@@ -284,10 +284,10 @@ def print_table(args, level, selection, selection_time, n_sel, results, wall,
         fine = (f"{r['best_epoch']}/{r['epochs']} ep, "
                 f"{fmt_time(r['finetune_time'])}")
         print(f"| {r['label']:<43} | {level if r['pretrain'] else '-':>7} | "
-              f"{pre:>15} | {fine:>21} | {100 * r['val_error']:6.2f}% | "
+              f"{pre:>20} | {fine:>21} | {100 * r['val_error']:6.2f}% | "
               f"{100 * r['test_error']:7.2f}% |")
     for label, value in REFERENCES:
-        print(f"| {label:<43} | {'':>7} | {'':>15} | {'':>21} | {'':>7} | "
+        print(f"| {label:<43} | {'':>7} | {'':>20} | {'':>21} | {'':>7} | "
               f"{value:>8} |")
     print(f"Fine-tune epochs: best/run (best by validation error; learning "
           f"rate / 10 after {args.patience} epochs without improvement, "
