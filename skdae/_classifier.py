@@ -576,7 +576,8 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
                 self.coefs_.append(np.ascontiguousarray(W.T, dtype=dtype))
                 self.intercepts_.append(np.zeros(fan_out, dtype=dtype))
                 fan_in = fan_out
-        self.pretrain_time_ = time.perf_counter() - start
+        self.pretrain_time_ = (time.perf_counter() - start if self.pretrain
+                               else 0.0)
         self._activations = [K.ACTIVATION_CODES[layer.activation]
                              for layer in layers]
         fan_in = self.coefs_[-1].shape[1]
