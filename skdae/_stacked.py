@@ -409,7 +409,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
 
         Returns
         -------
-        H : ndarray of shape (n_samples, n_components_)
+        H : ndarray of shape (n_samples, hidden_layer_sizes[-1])
             The top-layer codes, in the dtype of X (float32 or float64).
         """
         check_is_fitted(self)
@@ -427,7 +427,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_components_)
+        X : array-like of shape (n_samples, hidden_layer_sizes[-1])
             Top-layer codes, as returned by :meth:`transform`.
 
         Returns
