@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels as K
 from ._backprop import Workspace, forward_backward, predict_output
+from ._base import SOLVER_PARAMETER_CONSTRAINTS, update_no_improvement
 from ._optimizers import AdamOptimizer, SGDOptimizer
 from ._parallel import BlockRunner, available_threads
 from ._stacked import StackedDenoisingAutoencoder
@@ -249,6 +250,7 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
+        **SOLVER_PARAMETER_CONSTRAINTS,
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None,
                                                       closed="left")],
         "pretrain": ["boolean"],
@@ -263,27 +265,7 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
         "pretrain_max_iter": [Interval(Integral, 1, None, closed="left")],
         "pretrain_learning_rate_init": [Interval(Real, 0, None,
                                                  closed="neither")],
-        "solver": [StrOptions({"adam", "sgd"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [
-            Interval(Integral, 1, None, closed="left"),
-            StrOptions({"auto"}),
-        ],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "shuffle": ["boolean"],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
         "warm_start": ["boolean"],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-        "nesterovs_momentum": ["boolean"],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -710,35 +692,8 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
                 elapsed = time.perf_counter() - start
                 print(f"{message}, time = {elapsed:.2f}s")
                 sys.stdout.flush()
-            if self._update_no_improvement(early_stopping, params):
+            if update_no_improvement(self, early_stopping, params):
                 return True
-        return False
-
-    def _update_no_improvement(self, early_stopping, params):
-        """MLP's stopping rule; returns True when training should stop."""
-        last_loss = self.loss_curve_[-1]
-        if early_stopping:
-            score = self.validation_scores_[-1]
-            if score < self.best_validation_score_ + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if score > self.best_validation_score_:
-                self.best_validation_score_ = score
-                self._best_params = [p.copy() for p in params]
-        elif last_loss > self.best_loss_ - self.tol:
-            self._no_improvement_count += 1
-        else:
-            self._no_improvement_count = 0
-        self.best_loss_ = min(self.best_loss_, last_loss)
-        if self._no_improvement_count > self.n_iter_no_change:
-            self._no_improvement_count = 0
-            if self.verbose:
-                what = ("Validation score" if early_stopping
-                        else "Training loss")
-                print(f"{what} did not improve more than tol={self.tol} for "
-                      f"{self.n_iter_no_change} consecutive epochs. Stopping.")
-            return True
         return False
 
     def _forward_backward(self, X, rows, y, ws):

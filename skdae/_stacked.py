@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._autoencoder import DenoisingAutoencoder
+from ._base import SOLVER_PARAMETER_CONSTRAINTS
 from ._parallel import BlockRunner, available_threads, blocks
 
 # Rows per block when encoding the training data of the next layer.
@@ -254,6 +255,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
     """
 
     _parameter_constraints: dict = {
+        **SOLVER_PARAMETER_CONSTRAINTS,
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None,
                                                       closed="left")],
         "corruption": [StrOptions({"masking", "gaussian", "salt_and_pepper"}),
@@ -267,26 +269,6 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         "loss": [StrOptions({"auto", "cross_entropy", "squared_error"}),
                  list, tuple],
         "tied_weights": ["boolean"],
-        "solver": [StrOptions({"adam", "sgd"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [
-            Interval(Integral, 1, None, closed="left"),
-            StrOptions({"auto"}),
-        ],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "shuffle": ["boolean"],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-        "nesterovs_momentum": ["boolean"],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
