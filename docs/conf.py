@@ -91,6 +91,7 @@ SKLEARN_LABELS = {
     "df_output_transform": "developers/develop.html#set-output-api",
     "sphx_glr_auto_examples_miscellaneous_plot_set_output.py":
         "auto_examples/miscellaneous/plot_set_output.html",
+    "accuracy_score": "modules/model_evaluation.html#accuracy-score",
 }
 
 

@@ -1,6 +1,12 @@
 """skdae: denoising autoencoders for the scikit-learn ecosystem."""
 
 from ._autoencoder import DenoisingAutoencoder
+from ._classifier import StackedDenoisingAutoencoderClassifier
+from ._stacked import StackedDenoisingAutoencoder
 
-__all__ = ["DenoisingAutoencoder"]
+__all__ = [
+    "DenoisingAutoencoder",
+    "StackedDenoisingAutoencoder",
+    "StackedDenoisingAutoencoderClassifier",
+]
 __version__ = "0.1.0"

@@ -20,6 +20,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels as K
+from ._base import SOLVER_PARAMETER_CONSTRAINTS, update_no_improvement
 from ._optimizers import AdamOptimizer, SGDOptimizer
 from ._parallel import (
     ROWS_PER_BLOCK,
@@ -246,6 +247,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     """
 
     _parameter_constraints: dict = {
+        **SOLVER_PARAMETER_CONSTRAINTS,
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "corruption": [StrOptions({"masking", "gaussian", "salt_and_pepper"})],
         "corruption_level": [Interval(Real, 0, None, closed="left")],
@@ -253,27 +255,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         "activation": [StrOptions({"sigmoid", "tanh", "relu", "identity"})],
         "loss": [StrOptions({"auto", "cross_entropy", "squared_error"})],
         "tied_weights": ["boolean"],
-        "solver": [StrOptions({"adam", "sgd"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [
-            Interval(Integral, 1, None, closed="left"),
-            StrOptions({"auto"}),
-        ],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "shuffle": ["boolean"],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
         "warm_start": ["boolean"],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-        "nesterovs_momentum": ["boolean"],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -687,7 +669,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                     elapsed = time.perf_counter() - start
                     print(f"{message}, time = {elapsed:.2f}s")
                     sys.stdout.flush()
-                if self._update_no_improvement(early_stopping, params):
+                if update_no_improvement(self, early_stopping, params):
                     converged = True
                     break
 
@@ -703,32 +685,6 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 "epochs). Increase max_iter, or tol.",
                 ConvergenceWarning,
             )
-
-    def _update_no_improvement(self, early_stopping, params):
-        """MLP's stopping rule; returns True when training should stop."""
-        last_loss = self.loss_curve_[-1]
-        if early_stopping:
-            score = self.validation_scores_[-1]
-            if score < self.best_validation_score_ + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if score > self.best_validation_score_:
-                self.best_validation_score_ = score
-                self._best_params = [p.copy() for p in params]
-        elif last_loss > self.best_loss_ - self.tol:
-            self._no_improvement_count += 1
-        else:
-            self._no_improvement_count = 0
-        self.best_loss_ = min(self.best_loss_, last_loss)
-        if self._no_improvement_count > self.n_iter_no_change:
-            self._no_improvement_count = 0
-            if self.verbose:
-                what = "Validation score" if early_stopping else "Training loss"
-                print(f"{what} did not improve more than tol={self.tol} for "
-                      f"{self.n_iter_no_change} consecutive epochs. Stopping.")
-            return True
-        return False
 
     def _train_batch(self, X, rows, seed, noise, ws, params, l2_flags):
         """One gradient step on the rows ``rows`` of X; returns the loss sum.

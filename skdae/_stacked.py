@@ -1,0 +1,501 @@
+"""Stacked denoising autoencoders: greedy layer-wise feature learning."""
+
+import sys
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._autoencoder import DenoisingAutoencoder
+from ._base import SOLVER_PARAMETER_CONSTRAINTS
+from ._parallel import BlockRunner, available_threads, blocks
+
+# Rows per block when encoding the training data of the next layer.
+_ENCODE_ROWS_PER_BLOCK = 2048
+
+# Settings that may differ between layers: a scalar or one value per layer.
+PER_LAYER_PARAMS = ("corruption", "corruption_level", "uncorrupted_weight",
+                    "activation", "loss")
+
+
+def _check_hidden_layer_sizes(hidden_layer_sizes):
+    """Validated layer widths as a list of ints."""
+    sizes = np.atleast_1d(np.asarray(hidden_layer_sizes))
+    if (sizes.ndim != 1 or sizes.size == 0
+            or not np.issubdtype(sizes.dtype, np.integer)
+            or np.any(sizes < 1)):
+        raise ValueError(
+            "hidden_layer_sizes must be a positive int or a non-empty sequence "
+            f"of positive ints (one width per layer), got {hidden_layer_sizes!r}."
+        )
+    return [int(s) for s in sizes]
+
+
+def _per_layer(estimator, name, n_layers):
+    """The value of parameter ``name`` for each of ``n_layers`` layers."""
+    value = getattr(estimator, name)
+    if isinstance(value, str) or np.ndim(value) == 0:
+        return [value] * n_layers
+    values = list(value)
+    if len(values) != n_layers:
+        raise ValueError(
+            f"{name} has {len(values)} values but hidden_layer_sizes has "
+            f"{n_layers} layers. Give one value for all layers or exactly one "
+            "per layer."
+        )
+    return [v.item() if isinstance(v, np.generic) else v for v in values]
+
+
+def _encode_for_next_layer(layer, X):
+    """``layer.transform(X)`` by fixed blocks of rows on single-threaded BLAS.
+
+    The codes a layer is trained on are then the same whatever the number of
+    threads (a multi-threaded BLAS rounds differently from one thread count
+    to another), as the training of each layer is (``_parallel``).
+    """
+    codes = np.empty((X.shape[0], layer.n_components_), dtype=X.dtype)
+
+    def encode(rows):
+        codes[rows] = layer.transform(X[rows])
+
+    with BlockRunner(available_threads()) as runner:
+        runner.map(encode, blocks(X.shape[0], _ENCODE_ROWS_PER_BLOCK))
+    return codes
+
+
+def _layer_params(estimator, sizes, shared):
+    """Keyword arguments of the :class:`DenoisingAutoencoder` of each layer.
+
+    ``shared`` maps DenoisingAutoencoder parameters to the values all layers
+    take; the per-layer settings come from :data:`PER_LAYER_PARAMS`.
+    """
+    per_layer = {name: _per_layer(estimator, name, len(sizes))
+                 for name in PER_LAYER_PARAMS}
+    return [
+        dict(shared, n_components=size,
+             **{name: values[k] for name, values in per_layer.items()})
+        for k, size in enumerate(sizes)
+    ]
+
+
+class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
+                                  TransformerMixin, BaseEstimator):
+    """Stacked denoising autoencoder: deep features learned greedily, layer by layer.
+
+    The first layer is a :class:`DenoisingAutoencoder` trained on X; each
+    following layer is a :class:`DenoisingAutoencoder` trained on the clean
+    (uncorrupted) codes of the layer below, as in Vincent et al. (2010).
+    :meth:`transform` returns the code of the top layer and
+    :meth:`inverse_transform` decodes it back through the whole stack.
+
+    Per-layer settings (``corruption``, ``corruption_level``,
+    ``uncorrupted_weight``, ``activation``, ``loss``) take one value for all
+    layers or a sequence with one value per layer. With sigmoid hidden units
+    the codes lie in [0, 1], so ``loss="auto"`` chooses the cross-entropy for
+    every layer above the first.
+
+    Read more in the :ref:`User Guide <user_guide>`.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers,), default=(500, 500)
+        Number of hidden units of each layer, from the bottom (input) layer
+        to the top layer.
+
+    corruption : {"masking", "gaussian", "salt_and_pepper"} or list, \
+            default="masking"
+        Noise applied to the input of each layer during its training; see
+        :class:`DenoisingAutoencoder`.
+
+    corruption_level : float or array-like of shape (n_layers,), default=0.3
+        Fraction of components corrupted (masking, salt_and_pepper) or
+        standard deviation of the noise (gaussian), for each layer.
+
+    uncorrupted_weight : float or array-like of shape (n_layers,), default=1.0
+        Weight in the loss of the components that were not corrupted (the
+        "emphasis" of Vincent et al., 2010), for each layer.
+
+    activation : {"sigmoid", "tanh", "relu", "identity"} or list, \
+            default="sigmoid"
+        Activation of the hidden units of each layer.
+
+    loss : {"auto", "cross_entropy", "squared_error"} or list, default="auto"
+        Reconstruction loss of each layer. "auto" chooses the cross-entropy
+        when the input of the layer lies in [0, 1] and the squared error
+        otherwise.
+
+    tied_weights : bool, default=True
+        Whether each decoder uses the transposed encoder weights.
+
+    solver : {"adam", "sgd"}, default="adam"
+        Optimizer of each layer.
+
+    learning_rate_init : float, default=1e-3
+        Learning rate of each layer.
+
+    batch_size : int or "auto", default="auto"
+        Minibatch size; "auto" means ``min(200, n_samples)``.
+
+    max_iter : int, default=50
+        Maximum number of epochs of each layer in :meth:`fit`.
+
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights.
+
+    early_stopping : bool, default=False
+        Whether each layer stops on the reconstruction loss of a held-out
+        ``validation_fraction`` of its training data; see
+        :class:`DenoisingAutoencoder`.
+
+    validation_fraction : float, default=0.1
+        Fraction of the training data set aside when ``early_stopping=True``.
+
+    n_iter_no_change : int, default=10
+        Number of epochs without an improvement of at least ``tol`` after
+        which the training of a layer stops.
+
+    tol : float, default=1e-4
+        Minimum improvement that counts (see ``n_iter_no_change``).
+
+    shuffle : bool, default=True
+        Whether to shuffle the samples at every epoch.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds every layer (each layer gets its own seed drawn from it). Pass
+        an int for reproducible results. See :term:`Glossary <random_state>`.
+
+    verbose : int, default=0
+        Whether to print a line when each layer starts and one progress line
+        per epoch.
+
+    momentum : float, default=0.9
+        Momentum of the "sgd" solver.
+
+    nesterovs_momentum : bool, default=True
+        Whether the "sgd" solver uses Nesterov's momentum.
+
+    beta_1 : float, default=0.9
+        Decay rate of Adam's first moment estimates.
+
+    beta_2 : float, default=0.999
+        Decay rate of Adam's second moment estimates.
+
+    epsilon : float, default=1e-8
+        Adam's numerical stability constant.
+
+    Attributes
+    ----------
+    autoencoders_ : list of DenoisingAutoencoder
+        The fitted layers, from the bottom to the top; layer ``k + 1`` was
+        trained on ``autoencoders_[k].transform`` of the codes below.
+
+    n_layers_ : int
+        Number of layers.
+
+    n_iter_ : int
+        Number of epochs run, summed over the layers (the epochs of layer
+        ``k`` are ``autoencoders_[k].n_iter_``).
+
+    n_components_ : int
+        Width of the top code, the number of features of :meth:`transform`.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    See Also
+    --------
+    DenoisingAutoencoder : One layer of the stack.
+    StackedDenoisingAutoencoderClassifier : The stack fine-tuned with a softmax
+        output layer for classification.
+    sklearn.neural_network.BernoulliRBM : The building block of deep belief
+        networks, the other greedy layer-wise pretraining.
+
+    References
+    ----------
+    .. [1] P. Vincent, H. Larochelle, Y. Bengio and P.-A. Manzagol, "Extracting
+       and composing robust features with denoising autoencoders", Proceedings
+       of the 25th International Conference on Machine Learning (ICML), 2008.
+
+    .. [2] P. Vincent, H. Larochelle, I. Lajoie, Y. Bengio and P.-A. Manzagol,
+       "Stacked denoising autoencoders: learning useful representations in a
+       deep network with a local denoising criterion", Journal of Machine
+       Learning Research, 11, 3371-3408, 2010.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdae import StackedDenoisingAutoencoder
+    >>> X = np.random.RandomState(0).uniform(size=(100, 16))
+    >>> sda = StackedDenoisingAutoencoder(hidden_layer_sizes=(8, 4),
+    ...                                   corruption_level=[0.3, 0.1],
+    ...                                   max_iter=20, random_state=0)
+    >>> sda.fit(X)
+    StackedDenoisingAutoencoder(corruption_level=[0.3, 0.1],
+                                hidden_layer_sizes=(8, 4), max_iter=20,
+                                random_state=0)
+    >>> [ae.loss_ for ae in sda.autoencoders_]
+    ['cross_entropy', 'cross_entropy']
+    >>> sda.transform(X).shape
+    (100, 4)
+    >>> sda.inverse_transform(sda.transform(X)).shape
+    (100, 16)
+    """
+
+    _parameter_constraints: dict = {
+        **SOLVER_PARAMETER_CONSTRAINTS,
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None,
+                                                      closed="left")],
+        "corruption": [StrOptions({"masking", "gaussian", "salt_and_pepper"}),
+                       list, tuple],
+        "corruption_level": [Interval(Real, 0, None, closed="left"),
+                             "array-like"],
+        "uncorrupted_weight": [Interval(Real, 0, 1, closed="both"),
+                               "array-like"],
+        "activation": [StrOptions({"sigmoid", "tanh", "relu", "identity"}),
+                       list, tuple],
+        "loss": [StrOptions({"auto", "cross_entropy", "squared_error"}),
+                 list, tuple],
+        "tied_weights": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(500, 500),
+        *,
+        corruption="masking",
+        corruption_level=0.3,
+        uncorrupted_weight=1.0,
+        activation="sigmoid",
+        loss="auto",
+        tied_weights=True,
+        solver="adam",
+        learning_rate_init=1e-3,
+        batch_size="auto",
+        max_iter=50,
+        alpha=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        shuffle=True,
+        random_state=None,
+        verbose=0,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.corruption = corruption
+        self.corruption_level = corruption_level
+        self.uncorrupted_weight = uncorrupted_weight
+        self.activation = activation
+        self.loss = loss
+        self.tied_weights = tied_weights
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.verbose = verbose
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+
+    # ------------------------------------------------------------------
+    # Public API
+    # ------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the layers greedily, each on the clean codes of the one below.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X = validate_data(self, X, accept_sparse=["csr", "csc"],
+                          dtype=[np.float64, np.float32])
+        rng = check_random_state(self.random_state)
+        self.autoencoders_ = self._make_layers(rng)
+        self._train_layers(X, incremental=False)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Run one epoch of every layer over X, from the bottom layer up.
+
+        Each layer continues from its current weights and trains on the clean
+        codes of the layer below after that layer's update. The first call
+        initialises the layers.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        first_call = not hasattr(self, "autoencoders_")
+        X = validate_data(self, X, accept_sparse=["csr", "csc"],
+                          dtype=[np.float64, np.float32], reset=first_call)
+        if first_call:
+            self.autoencoders_ = self._make_layers(
+                check_random_state(self.random_state))
+        self._train_layers(X, incremental=True)
+        return self
+
+    def transform(self, X):
+        """Encode X through every layer: the top-layer code of the clean input.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, hidden_layer_sizes[-1])
+            The top-layer codes, in the dtype of X (float32 or float64).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=["csr", "csc"],
+                          dtype=[np.float64, np.float32], reset=False)
+        for layer in self.autoencoders_:
+            X = layer.transform(X)
+        return X
+
+    def inverse_transform(self, X):
+        """Decode top-layer codes back to the input space, through every layer.
+
+        ``inverse_transform(transform(X))`` is the reconstruction of X by the
+        whole stack.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, hidden_layer_sizes[-1])
+            Top-layer codes, as returned by :meth:`transform`.
+
+        Returns
+        -------
+        X_reconstructed : ndarray of shape (n_samples, n_features)
+            The reconstruction.
+        """
+        check_is_fitted(self)
+        H = check_array(X, accept_sparse=["csr", "csc"],
+                        dtype=[np.float64, np.float32])
+        if H.shape[1] != self.n_components_:
+            raise ValueError(
+                f"X has {H.shape[1]} columns, but {type(self).__name__} decodes "
+                f"top-layer codes of width {self.n_components_}. Pass the "
+                "output of transform() to inverse_transform()."
+            )
+        for layer in reversed(self.autoencoders_):
+            H = layer.inverse_transform(H)
+        return H
+
+    @property
+    def n_layers_(self):
+        """Number of layers of the fitted stack."""
+        return len(self.autoencoders_)
+
+    @property
+    def n_iter_(self):
+        """Number of epochs run, summed over the layers."""
+        return sum(layer.n_iter_ for layer in self.autoencoders_)
+
+    @property
+    def n_components_(self):
+        """Width of the top-layer code."""
+        return self.autoencoders_[-1].n_components_
+
+    @property
+    def _n_features_out(self):
+        return self.n_components_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    # ------------------------------------------------------------------
+    # Helpers
+    # ------------------------------------------------------------------
+    def _make_layers(self, rng):
+        """Unfitted, validated layers, each with its own seed from ``rng``."""
+        sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+        shared = {
+            name: getattr(self, name)
+            for name in ("tied_weights", "solver", "learning_rate_init",
+                         "batch_size", "max_iter", "alpha", "early_stopping",
+                         "validation_fraction", "n_iter_no_change", "tol",
+                         "shuffle", "verbose", "momentum",
+                         "nesterovs_momentum", "beta_1", "beta_2", "epsilon")
+        }
+        layers = []
+        for params in _layer_params(self, sizes, shared):
+            params["random_state"] = rng.randint(np.iinfo(np.int32).max)
+            layer = DenoisingAutoencoder(**params)
+            # Per-layer values are checked against the layer's own constraints
+            # (nested validation is skipped inside fit).
+            layer._validate_params()
+            layers.append(layer)
+        return layers
+
+    def _train_layers(self, X, incremental):
+        """Fit (or partially fit) each layer on the clean codes below it."""
+        codes = X.tocsr() if sp.issparse(X) else X
+        for k, layer in enumerate(self.autoencoders_):
+            self._print_layer(k, codes.shape[1])
+            if incremental:
+                layer.partial_fit(codes)
+            else:
+                layer.fit(codes)
+            if k + 1 < len(self.autoencoders_):
+                codes = _encode_for_next_layer(layer, codes)
+
+    def _print_layer(self, k, n_inputs):
+        if self.verbose:
+            layer = self.autoencoders_[k]
+            print(f"[{type(self).__name__}] Layer {k + 1}/"
+                  f"{len(self.autoencoders_)}: {n_inputs} -> "
+                  f"{layer.n_components} units, corruption="
+                  f"{layer.corruption}({layer.corruption_level})")
+            sys.stdout.flush()
