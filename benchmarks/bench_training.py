@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE / "data"
@@ -284,7 +284,7 @@ else:
     X = rng.uniform(size=(cfg["rows"], cfg["width"])).astype(np.float32)
     X[X < 0.5] = 0
     nbytes = X.nbytes
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 threadpool_limits(cfg["threads"])
 t0 = time.perf_counter()
 from skdae import DenoisingAutoencoder
@@ -428,7 +428,15 @@ def main(argv=None):
           f"after 1 warm-up, interleaved.")
     print(f"numpy {np.__version__}, torch "
           f"{torch.__version__ if torch is not None else '-'}, "
-          f"{os.cpu_count()} CPUs\n")
+          f"{os.cpu_count()} CPUs")
+    # The BLAS kernel decides the floor: OPENBLAS_CORETYPE, if set, forces one.
+    for info in threadpool_info():
+        print(f"{info['user_api']}: {info['internal_api']} "
+              f"{info.get('version')} ({info.get('architecture', '-')} kernel), "
+              f"{os.path.basename(info['filepath'])}")
+    if torch is not None:
+        print(f"torch BLAS: {'MKL' if torch.backends.mkl.is_available() else '-'}")
+    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}\n")
 
     if "epochs" not in args.skip:
         epoch_rows, encode_rows = [], []
