@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose
 
 from skdae import DenoisingAutoencoder
 from skdae import _kernels as K
-from skdae._autoencoder import _Workspace
+from skdae._minibatch import Workspace
 
 COMBINATIONS = list(itertools.product(
     ["cross_entropy", "squared_error"],
@@ -39,7 +39,7 @@ def make_model(loss, activation, tied, weight, corruption="masking",
     code = "none" if dae.corruption_level == 0 else corruption
     noise = (K.CORRUPTION_CODES[code], dae.corruption_level, weight,
              *dae._data_low_high)
-    ws = _Workspace(n_samples, n_features, n_components, X.dtype,
+    ws = Workspace(n_samples, n_features, n_components, X.dtype,
                     K.ACTIVATION_CODES[activation], K.LOSS_CODES[dae.loss_])
     return dae, X, noise, ws
 
