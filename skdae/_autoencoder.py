@@ -20,7 +20,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels as K
-from ._base import SOLVER_PARAMETER_CONSTRAINTS, update_no_improvement
+from ._base import (
+    SOLVER_PARAMETER_CONSTRAINTS,
+    l2_penalty,
+    restore_if_diverged,
+    update_no_improvement,
+)
 from ._minibatch import Workspace, data_range, forward_backward
 from ._optimizers import AdamOptimizer, SGDOptimizer
 from ._parallel import (
@@ -634,24 +639,10 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                                                workspace, params, l2_flags)
                     if not np.isfinite(total):
                         break
-                if not (np.isfinite(total)
-                        and all(np.isfinite(p).all() for p in params)):
-                    for p, saved in zip(params, snapshot):
-                        p[...] = saved
-                    del self._optimizer
-                    raise ValueError(
-                        f"Training diverged in epoch {self.n_iter_ + 1}: the loss "
-                        "became infinite or NaN. The weights were restored to "
-                        "their last finite values. Lower learning_rate_init "
-                        f"(now {self.learning_rate_init}), standardise X (e.g. "
-                        "with StandardScaler) or lower alpha."
-                    )
-                penalty = 0.0
-                if self.alpha:
-                    penalty = 0.5 * self.alpha * sum(
-                        float(np.dot(p.ravel(), p.ravel()))
-                        for p, flag in zip(params, l2_flags) if flag
-                    ) * len(batches) / n_train
+                restore_if_diverged(self, total, params, snapshot)
+                penalty = l2_penalty(
+                    self.alpha, [p for p, flag in zip(params, l2_flags) if flag],
+                    len(batches), n_train)
                 epoch_loss = total / n_train + penalty
                 self.n_iter_ += 1
                 self.t_ += n_train

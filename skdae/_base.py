@@ -6,6 +6,7 @@ validated by the same constraints, and stop by MLP's rule.
 
 from numbers import Integral, Real
 
+import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 # Constraints of the solver parameters every estimator shares.
@@ -65,3 +66,36 @@ def update_no_improvement(estimator, early_stopping, params):
                   f"{est.n_iter_no_change} consecutive epochs. Stopping.")
         return True
     return False
+
+
+def restore_if_diverged(estimator, loss_sum, params, snapshot, phase="Training"):
+    """After an epoch: if it diverged, restore ``snapshot`` and raise.
+
+    A loss or a weight that is not finite means the epoch diverged. The
+    parameters are set back to the copies taken before it and the optimizer
+    state (which may hold NaN too) is dropped, so the estimator never keeps
+    NaN weights.
+    """
+    if np.isfinite(loss_sum) and all(np.isfinite(p).all() for p in params):
+        return
+    for p, saved in zip(params, snapshot):
+        p[...] = saved
+    estimator.__dict__.pop("_optimizer", None)
+    raise ValueError(
+        f"{phase} diverged in epoch {estimator.n_iter_ + 1}: the loss became "
+        "infinite or NaN. The weights were restored to their last finite "
+        f"values. Lower learning_rate_init (now {estimator.learning_rate_init}"
+        "), standardise X (e.g. with StandardScaler) or lower alpha."
+    )
+
+
+def l2_penalty(alpha, weights, n_batches, n_samples):
+    """The L2 term of an epoch's mean loss, as scikit-learn's MLP adds it.
+
+    MLP adds ``0.5 * alpha * ||W||^2 / batch_size`` to every minibatch loss;
+    averaged over an epoch that is ``n_batches / n_samples`` times the sum.
+    """
+    if not alpha:
+        return 0.0
+    squares = sum(float(np.dot(w.ravel(), w.ravel())) for w in weights)
+    return 0.5 * alpha * squares * n_batches / n_samples

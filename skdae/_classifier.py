@@ -20,7 +20,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels as K
 from ._backprop import Workspace, forward_backward, predict_output
-from ._base import SOLVER_PARAMETER_CONSTRAINTS, update_no_improvement
+from ._base import (
+    SOLVER_PARAMETER_CONSTRAINTS,
+    l2_penalty,
+    restore_if_diverged,
+    update_no_improvement,
+)
 from ._optimizers import AdamOptimizer, SGDOptimizer
 from ._parallel import BlockRunner, available_threads
 from ._stacked import StackedDenoisingAutoencoder
@@ -659,23 +664,9 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
                 n_batches += 1
                 if not np.isfinite(total):
                     break
-            if not (np.isfinite(total)
-                    and all(np.isfinite(p).all() for p in params)):
-                for p, saved in zip(params, snapshot):
-                    p[...] = saved
-                del self._optimizer
-                raise ValueError(
-                    f"Fine-tuning diverged in epoch {self.n_iter_ + 1}: the "
-                    "loss became infinite or NaN. The weights were restored to "
-                    "their last finite values. Lower learning_rate_init (now "
-                    f"{self.learning_rate_init}), standardise X (e.g. with "
-                    "StandardScaler) or lower alpha."
-                )
-            penalty = 0.0
-            if self.alpha:
-                penalty = 0.5 * self.alpha * sum(
-                    float(np.dot(W.ravel(), W.ravel())) for W in self.coefs_
-                ) * n_batches / n_train
+            restore_if_diverged(self, total, params, snapshot,
+                                phase="Fine-tuning")
+            penalty = l2_penalty(self.alpha, self.coefs_, n_batches, n_train)
             self.loss_ = total / n_train + penalty
             self.n_iter_ += 1
             self.t_ += n_train
