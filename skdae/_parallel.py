@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 # units per block in the weight-gradient products. Large enough for BLAS to
 # run near its peak on one core, small enough to feed two or more cores.
 ROWS_PER_BLOCK = 64
-UNITS_PER_BLOCK = 128
+UNITS_PER_BLOCK = 256
 
 
 def blocks(n, per_block):

@@ -131,15 +131,16 @@ def numba_threads(n):
 @pytest.mark.parametrize("limit", [threadpool_limits, numba_threads])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_thread_count_does_not_change_the_model(dtype, limit):
+    # Several blocks of rows (64) and of hidden units (256) per minibatch.
     X = np.random.RandomState(0).uniform(size=(1500, 300)).astype(dtype)
     X[X < 0.5] = 0
     models = []
     for n_threads in (1, 2):
         with limit(min(n_threads, numba.config.NUMBA_NUM_THREADS)):
             models.append(fit_quiet(
-                quiet(n_components=200, batch_size=250, max_iter=2), X))
+                quiet(n_components=600, batch_size=250, max_iter=2), X))
             models.append(fit_quiet(
-                quiet(n_components=200, batch_size=250, max_iter=2),
+                quiet(n_components=600, batch_size=250, max_iter=2),
                 sp.csr_matrix(X)))
     assert_array_equal(models[0].components_, models[2].components_)
     assert_array_equal(models[1].components_, models[3].components_)
