@@ -1,6 +1,10 @@
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 
 @pytest.fixture(scope="session")
@@ -13,3 +17,15 @@ def digits():
 @pytest.fixture
 def X_small():
     return np.random.RandomState(0).uniform(size=(60, 12))
+
+
+@pytest.fixture
+def quiet_single_threaded_blas():
+    """No ConvergenceWarning, one BLAS thread: for many fits on tiny data.
+
+    On tiny matrices a multi-threaded BLAS only adds synchronisation, which
+    costs 10-20x on a loaded machine.
+    """
+    with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield

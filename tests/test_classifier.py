@@ -3,7 +3,6 @@
 import io
 import pickle
 import re
-import warnings
 from contextlib import redirect_stdout
 
 import numpy as np
@@ -14,11 +13,9 @@ from scipy.special import log_softmax
 from scipy.special import softmax as scipy_softmax
 from sklearn.base import clone
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from skdae import StackedDenoisingAutoencoder, StackedDenoisingAutoencoderClassifier
@@ -28,13 +25,7 @@ from skdae._backprop import Workspace
 Classifier = StackedDenoisingAutoencoderClassifier
 
 
-@pytest.fixture(autouse=True)
-def _quiet_and_single_threaded():
-    # Tiny matrices: a multi-threaded BLAS only adds synchronisation, which
-    # costs 10-20x on a loaded machine.
-    with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_single_threaded_blas")
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +39,6 @@ def _small(**params):
                     max_iter=20, learning_rate_init=1e-2, random_state=0)
     defaults.update(params)
     return Classifier(**defaults)
-
-
-@parametrize_with_checks([
-    _small(hidden_layer_sizes=(16, 8), max_iter=50),
-    _small(hidden_layer_sizes=(16,), pretrain=False, max_iter=50),
-])
-def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)
 
 
 # --------------------------------------------------------------------------

@@ -16,6 +16,13 @@ _SMALL = {
 }
 
 
+# Other configurations that take a different code path.
+_VARIANTS = [
+    skdae.StackedDenoisingAutoencoderClassifier(hidden_layer_sizes=(16,),
+                                                pretrain=False),
+]
+
+
 def _public_estimators():
     for name in skdae.__all__:
         obj = getattr(skdae, name)
@@ -29,6 +36,6 @@ def test_every_public_estimator_is_checked():
                        "StackedDenoisingAutoencoderClassifier"}
 
 
-@parametrize_with_checks(list(_public_estimators()))
+@parametrize_with_checks(list(_public_estimators()) + _VARIANTS)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

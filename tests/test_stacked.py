@@ -3,7 +3,6 @@
 import io
 import pickle
 import re
-import warnings
 from contextlib import redirect_stdout
 
 import numpy as np
@@ -12,24 +11,15 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.utils._param_validation import InvalidParameterError
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from skdae import DenoisingAutoencoder, StackedDenoisingAutoencoder
 
-
-@pytest.fixture(autouse=True)
-def _quiet_and_single_threaded():
-    # Tiny matrices: a multi-threaded BLAS only adds synchronisation, which
-    # costs 10-20x on a loaded machine.
-    with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_single_threaded_blas")
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +32,6 @@ def _small(**params):
     defaults = dict(hidden_layer_sizes=(12, 6), max_iter=5, random_state=0)
     defaults.update(params)
     return StackedDenoisingAutoencoder(**defaults)
-
-
-@parametrize_with_checks([_small(max_iter=20)])
-def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)
 
 
 def test_layers_are_denoising_autoencoders_on_codes_below(digits):
