@@ -15,6 +15,20 @@ import numba
 import numpy as np
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+_inline = numba.njit(cache=True, nogil=True, error_model="numpy",
+                     inline="always")
+
+
+@_inline
+def _add_bias_row_max(A, bias, i):
+    """In place: add ``bias`` to row ``i`` of ``A``; return the row's max."""
+    top = -np.inf
+    for j in range(A.shape[1]):
+        a = A[i, j] + bias[j]
+        A[i, j] = a
+        if a > top:
+            top = a
+    return top
 
 
 @_jit
@@ -32,12 +46,7 @@ def softmax_cross_entropy(A, bias, y, grad_bias):
     grad_bias[:] = 0.0
     total = 0.0
     for i in range(A.shape[0]):
-        top = -np.inf
-        for j in range(n_classes):
-            a = A[i, j] + bias[j]
-            A[i, j] = a
-            if a > top:
-                top = a
+        top = _add_bias_row_max(A, bias, i)
         target = A[i, y[i]]
         norm = 0.0
         for j in range(n_classes):
@@ -64,12 +73,7 @@ def softmax(A, bias, log):
     """
     n_classes = A.shape[1]
     for i in range(A.shape[0]):
-        top = -np.inf
-        for j in range(n_classes):
-            a = A[i, j] + bias[j]
-            A[i, j] = a
-            if a > top:
-                top = a
+        top = _add_bias_row_max(A, bias, i)
         norm = 0.0
         for j in range(n_classes):
             norm += np.exp(A[i, j] - top)
