@@ -339,10 +339,10 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """
         warm = self.warm_start and hasattr(self, "components_")
         X = self._validate_training_data(X, reset=not warm)
+        value_range = data_range(X)  # one pass over X, used twice
         if not warm:
-            self._random_state = check_random_state(self.random_state)
-            self._initialize(X)
-        self._check_data_range(X)
+            self._initialize(X, value_range)
+        self._check_data_range(value_range)
         self._train(X, incremental=False)
         return self
 
@@ -369,10 +369,10 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """
         first_call = not hasattr(self, "components_")
         X = self._validate_training_data(X, reset=first_call)
+        value_range = data_range(X)  # one pass over X, used twice
         if first_call:
-            self._random_state = check_random_state(self.random_state)
-            self._initialize(X)
-        self._check_data_range(X)
+            self._initialize(X, value_range)
+        self._check_data_range(value_range)
         self._train(X, incremental=True)
         return self
 
@@ -513,8 +513,9 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             X = X.astype(self.components_.dtype)
         return X
 
-    def _check_data_range(self, X):
-        low, high = data_range(X)
+    def _check_data_range(self, value_range):
+        """Reject X outside [0, 1] for the cross-entropy; track its extremes."""
+        low, high = value_range
         in_unit_range = low >= 0 and high <= 1
         if self.loss_ == "cross_entropy" and not in_unit_range:
             how = ("loss='cross_entropy' was given"
@@ -530,12 +531,13 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         old_low, old_high = getattr(self, "_data_low_high", (low, high))
         self._data_low_high = (min(low, old_low), max(high, old_high))
 
-    def _initialize(self, X):
+    def _initialize(self, X, value_range):
         n_features = X.shape[1]
         dtype = X.dtype
-        rng = self._random_state
+        # Kept for partial_fit: later calls continue the same random stream.
+        self._random_state = rng = check_random_state(self.random_state)
         if self.loss == "auto":
-            low, high = data_range(X)
+            low, high = value_range
             self.loss_ = ("cross_entropy" if low >= 0 and high <= 1
                           else "squared_error")
         else:

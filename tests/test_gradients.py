@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose
 
 from skdae import DenoisingAutoencoder
 from skdae import _kernels as K
-from skdae._minibatch import Workspace
+from skdae._minibatch import Workspace, data_range
 
 COMBINATIONS = list(itertools.product(
     ["cross_entropy", "squared_error"],
@@ -30,9 +30,9 @@ def make_model(loss, activation, tied, weight, corruption="masking",
         n_components=n_components, corruption=corruption,
         corruption_level=0.4, uncorrupted_weight=weight, activation=activation,
         loss=loss, tied_weights=tied, random_state=0)
-    dae._random_state = np.random.RandomState(0)
-    dae._initialize(X)
-    dae._check_data_range(X)
+    value_range = data_range(X)
+    dae._initialize(X, value_range)
+    dae._check_data_range(value_range)
     # Non-zero biases so their gradients are exercised away from 0.
     dae.intercept_hidden_[:] = rng.normal(scale=0.5, size=n_components)
     dae.intercept_visible_[:] = rng.normal(scale=0.5, size=n_features)
