@@ -36,8 +36,6 @@ from skdae import StackedDenoisingAutoencoderClassifier
 
 import datasets
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
 # Published test errors of SdA-3 on MNIST.
 REFERENCES = [
     ("SdA-3, Vincent et al. (2010), JMLR Table 3", "1.28%"),
