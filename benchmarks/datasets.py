@@ -147,4 +147,8 @@ def table(name):
     frame = r_table(package, data_set).drop(columns=list(drop))
     frame = frame[frame[target].notna()].reset_index(drop=True)
     y = frame.pop(target).astype(str).to_numpy()
+    # R's integer columns arrive as pandas' nullable Int32 (missing = pd.NA),
+    # which scikit-learn's ColumnTransformer refuses: use float64 with NaN.
+    for column in frame.columns[frame.dtypes.astype(str) == "Int32"]:
+        frame[column] = frame[column].astype("float64")
     return frame, y
