@@ -5,7 +5,7 @@ skdae estimator with skl2onnx (its public ``update_registered_converter``),
 after which :func:`skl2onnx.to_onnx` and :func:`skl2onnx.convert_sklearn`
 convert any pipeline that contains them::
 
-    import skdae.onnx  # noqa: F401 (registers the converters)
+    import skdae.onnx  # registers the converters
     from skl2onnx import to_onnx
     onx = to_onnx(pipeline, X[:1].astype(np.float32))
 
@@ -15,13 +15,13 @@ not. Both come with the ``onnx`` extra: ``pip install "skdae[onnx]"``.
 What the graphs compute
 -----------------------
 - a transformer (:class:`~skdae.DenoisingAutoencoder`,
-  :class:`~skdae.StackedDenoisingAutoencoder`) maps its dense input to its
-  :meth:`transform` codes, in one output named ``codes`` when it is the last
-  step; ``inverse_transform`` and ``score_samples`` are not exported;
-- :class:`~skdae.StackedDenoisingAutoencoderClassifier` gives the labels
-  (``label``) and the class probabilities (``probabilities``), with
-  skl2onnx's usual classifier options ``zipmap`` (True, False or
-  "columns"), ``nocl`` and ``output_class_labels``.
+  :class:`~skdae.StackedDenoisingAutoencoder`) gives its :meth:`transform`
+  output, named ``codes`` when it is the last step; ``inverse_transform``
+  and ``score_samples`` are not exported;
+- a classifier (:class:`~skdae.StackedDenoisingAutoencoderClassifier`)
+  gives the labels (``label``) and the class probabilities
+  (``probabilities``), with skl2onnx's usual classifier options ``zipmap``
+  (True, False or "columns"), ``nocl`` and ``output_class_labels``.
 
 The ops run in float for a ``FloatTensorType`` input and in double for a
 ``DoubleTensorType`` input (the weights are cast to that type); any other
@@ -30,13 +30,18 @@ models trained on sparse matrices (the weights are the same).
 
 Adding an estimator
 -------------------
-An estimator whose output is a stack of dense layers (``act(X @ W + b)``)
-needs one function ``model -> list of Layer`` and an entry in
-``_TRANSFORMER_LAYERS`` or ``_CLASSIFIER_LAYERS``. The layers are read from
-public fitted attributes only. A function raises :class:`ValueError` to say
-what of a fitted model cannot be exported. An estimator whose graph needs
-other operators writes its own converter on top of :func:`add_dense_layers`
-and registers it with :func:`_register_transformer` (``convert=...``).
+Each estimator has a *graph function* ``graph(g, model, X, output)`` that
+adds the nodes computing ``output`` (a transformer's result, a classifier's
+probabilities) from the tensor ``X`` to the :class:`_Graph` ``g``, in
+``g.dtype``. It reads only public fitted attributes and constructor
+parameters and raises :class:`ValueError` to say what of a fitted model
+cannot be exported. For a stack of dense layers ``act(X @ W + b)`` the
+graph function is ``_dense_graph(layers)`` with ``layers(model) -> list of
+_Layer``; others build any nodes with ``g.node``, ``g.constant`` and
+``g.dense``. The function then goes in ``_TRANSFORMERS`` or
+``_CLASSIFIERS``, keyed by the estimator class. The input width is
+``model.n_features_in_``; a transformer's output width is
+``len(model.get_feature_names_out())``.
 """
 
 from collections import namedtuple
@@ -67,15 +72,14 @@ from ._autoencoder import DenoisingAutoencoder
 from ._classifier import StackedDenoisingAutoencoderClassifier
 from ._stacked import StackedDenoisingAutoencoder
 
-__all__ = ["Layer", "add_dense_layers"]
+__all__ = []
 
-#: One dense layer ``activation(X @ coef + intercept)``: ``coef`` of shape
-#: (fan_in, fan_out), ``intercept`` of shape (fan_out,), ``activation`` one of
-#: the keys of ``ONNX_ACTIVATIONS``.
-Layer = namedtuple("Layer", ["coef", "intercept", "activation"])
+# One dense layer ``activation(X @ coef + intercept)``: ``coef`` of shape
+# (fan_in, fan_out), ``intercept`` of shape (fan_out,).
+_Layer = namedtuple("_Layer", ["coef", "intercept", "activation"])
 
 # ONNX operator of each activation; None is the identity (no node).
-ONNX_ACTIVATIONS = {
+_ONNX_ACTIVATIONS = {
     "sigmoid": "Sigmoid",
     "tanh": "Tanh",
     "relu": "Relu",
@@ -85,7 +89,7 @@ ONNX_ACTIVATIONS = {
 
 # Classifier options, as skl2onnx's own classifiers declare them. Declaring
 # "zipmap" makes skl2onnx parse the estimator as a classifier (outputs
-# label and probabilities, ZipMap appended unless zipmap=False).
+# label and probabilities, then ZipMap unless zipmap=False).
 _CLASSIFIER_OPTIONS = {
     "zipmap": [True, False, "columns"],
     "nocl": [True, False],
@@ -93,12 +97,79 @@ _CLASSIFIER_OPTIONS = {
 }
 
 
+class _Graph:
+    """The ONNX graph under construction, in the element type ``dtype``."""
+
+    def __init__(self, scope, container, dtype):
+        self.scope = scope
+        self.container = container
+        self.dtype = dtype
+
+    def name(self, hint):
+        return self.scope.get_unique_variable_name(hint)
+
+    def constant(self, hint, array):
+        """An initializer holding ``array``; returns its name."""
+        name = self.name(hint)
+        array = np.asarray(array)
+        if array.dtype.kind in "OUS":  # the container keeps no string raw data
+            self.container.add_initializer(
+                name, TensorProto.STRING, array.shape,
+                [str(s).encode("utf-8") for s in array.ravel()])
+        else:
+            self.container.add_initializer(name, None, None,
+                                           from_array(array, name))
+        return name
+
+    def weights(self, hint, array):
+        """A constant in the graph's element type."""
+        return self.constant(hint, np.ascontiguousarray(array,
+                                                        dtype=self.dtype))
+
+    def node(self, op_type, inputs, output=None, **attributes):
+        """Add one node; returns the name of its (single) output."""
+        output = output or self.name(op_type.lower())
+        self.container.add_node(
+            op_type, list(inputs), [output],
+            name=self.scope.get_unique_operator_name(op_type), **attributes)
+        return output
+
+    def dense(self, X, layers, output=None):
+        """``MatMul``, ``Add`` and an activation node per layer."""
+        for k, layer in enumerate(layers):
+            if layer.activation not in _ONNX_ACTIVATIONS:
+                raise ValueError(
+                    f"skdae.onnx cannot export the activation "
+                    f"{layer.activation!r}; the exportable activations are "
+                    f"{sorted(_ONNX_ACTIVATIONS)}."
+                )
+            op_type = _ONNX_ACTIVATIONS[layer.activation]
+            out = output if k == len(layers) - 1 else None
+            X = self.node("MatMul", [X, self.weights("coef", layer.coef)])
+            X = self.node("Add", [X, self.weights("intercept",
+                                                  layer.intercept)],
+                          out if op_type is None else None)
+            if op_type is not None:
+                attributes = {"axis": -1} if op_type == "Softmax" else {}
+                X = self.node(op_type, [X], out, **attributes)
+        return X
+
+
 # ----------------------------------------------------------------------
-# Layers of each estimator, from its public fitted attributes
+# Graph functions of the estimators (public fitted attributes only)
 # ----------------------------------------------------------------------
+def _dense_graph(layers):
+    """The graph function of a model computed by the dense ``layers(model)``."""
+
+    def graph(g, model, X, output):
+        g.dense(X, layers(model), output)
+
+    return graph
+
+
 def _autoencoder_layers(model):
-    return [Layer(model.components_.T, model.intercept_hidden_,
-                  model.activation)]
+    return [_Layer(model.components_.T, model.intercept_hidden_,
+                   model.activation)]
 
 
 def _stacked_layers(model):
@@ -115,132 +186,38 @@ def _per_layer_values(model, name, n_layers):
     if len(values) != n_layers:
         raise ValueError(
             f"{type(model).__name__}.{name} has {len(values)} values for "
-            f"{n_layers} hidden layers; cannot tell the activation of each "
-            "layer. Set it to one value per layer (as in fit) and convert "
-            "again."
+            f"{n_layers} hidden layers, so the {name} of each layer is "
+            "unknown. Set it to the value used in fit and convert again."
         )
     return values
 
 
 def _classifier_layers(model):
-    n_hidden = len(model.coefs_) - 1
-    activations = _per_layer_values(model, "activation", n_hidden)
-    activations.append("softmax")
-    return [Layer(W, b, act) for W, b, act in
-            zip(model.coefs_, model.intercepts_, activations)]
+    activations = _per_layer_values(model, "activation", len(model.coefs_) - 1)
+    return [_Layer(W, b, act) for W, b, act in
+            zip(model.coefs_, model.intercepts_, activations + ["softmax"])]
 
 
-# Estimator class -> function giving its layers. Adding an estimator whose
-# output is a stack of dense layers is one function and one entry here.
-_TRANSFORMER_LAYERS = {
-    DenoisingAutoencoder: _autoencoder_layers,
-    StackedDenoisingAutoencoder: _stacked_layers,
+# Estimator class -> graph function. A transformer's graph computes its
+# transform; a classifier's its class probabilities (the labels follow).
+_TRANSFORMERS = {
+    DenoisingAutoencoder: _dense_graph(_autoencoder_layers),
+    StackedDenoisingAutoencoder: _dense_graph(_stacked_layers),
 }
-_CLASSIFIER_LAYERS = {
-    StackedDenoisingAutoencoderClassifier: _classifier_layers,
+_CLASSIFIERS = {
+    StackedDenoisingAutoencoderClassifier: _dense_graph(_classifier_layers),
 }
 
 
-def _layers_of(model, table):
-    """The validated layers of the fitted ``model``."""
-    check_is_fitted(model)
-    layers = table[type(model)](model)
-    for layer in layers:
-        if layer.activation not in ONNX_ACTIVATIONS:
-            raise ValueError(
-                f"{type(model).__name__} uses the activation "
-                f"{layer.activation!r}, which skdae.onnx cannot export; the "
-                f"exportable activations are {sorted(ONNX_ACTIVATIONS)}."
-            )
-    return layers
-
-
 # ----------------------------------------------------------------------
-# Graph building
+# Shape calculators and converters shared by all estimators
 # ----------------------------------------------------------------------
-def _graph_dtype(operator):
-    """NumPy and ONNX element type of the graph: double or float."""
-    if isinstance(operator.inputs[0].type, DoubleTensorType):
-        return np.float64, TensorProto.DOUBLE
-    return np.float32, TensorProto.FLOAT
-
-
-def _graph_input(scope, operator, container, proto_dtype):
-    """Name of the operator's input, cast to ``proto_dtype`` if needed."""
-    name = operator.inputs[0].full_name
-    if guess_proto_type(operator.inputs[0].type) == proto_dtype:
-        return name
-    cast = scope.get_unique_variable_name("cast_input")
-    container.add_node("Cast", [name], [cast], to=proto_dtype,
-                       name=scope.get_unique_operator_name("Cast"))
-    return cast
-
-
-def _add_constant(scope, container, name, array):
-    unique = scope.get_unique_variable_name(name)
-    if array.dtype == object:  # strings (the container copies no raw data)
-        container.add_initializer(unique, TensorProto.STRING, array.shape,
-                                  [str(s).encode("utf-8") for s in array])
-    else:
-        container.add_initializer(unique, None, None,
-                                  from_array(array, unique))
-    return unique
-
-
-def add_dense_layers(scope, container, input_name, layers, dtype, output_name):
-    """Add ``MatMul``, ``Add`` and activation nodes for each layer.
-
-    Parameters
-    ----------
-    scope : skl2onnx.common._topology.Scope
-        The scope of the conversion (gives unique names).
-
-    container : skl2onnx.common._container.ModelComponentContainer
-        The graph under construction.
-
-    input_name : str
-        Name of the input tensor of the first layer.
-
-    layers : list of Layer
-        The layers, from the input up.
-
-    dtype : {np.float32, np.float64}
-        Element type of the weights in the graph.
-
-    output_name : str
-        Name of the output tensor of the last layer.
-    """
-    below = input_name
-    for k, layer in enumerate(layers):
-        coef = _add_constant(scope, container, "coef",
-                             np.ascontiguousarray(layer.coef, dtype=dtype))
-        intercept = _add_constant(scope, container, "intercept",
-                                  np.asarray(layer.intercept, dtype=dtype))
-        product = scope.get_unique_variable_name("product")
-        container.add_node("MatMul", [below, coef], [product],
-                           name=scope.get_unique_operator_name("MatMul"))
-        op_type = ONNX_ACTIVATIONS[layer.activation]
-        last = k == len(layers) - 1
-        pre = (output_name if last and op_type is None
-               else scope.get_unique_variable_name("pre_activation"))
-        container.add_node("Add", [product, intercept], [pre],
-                           name=scope.get_unique_operator_name("Add"))
-        if op_type is None:
-            below = pre
-            continue
-        below = output_name if last else scope.get_unique_variable_name(
-            "activation")
-        attributes = {"axis": 1} if op_type == "Softmax" else {}
-        container.add_node(op_type, [pre], [below],
-                           name=scope.get_unique_operator_name(op_type),
-                           **attributes)
-
-
-def _check_input_width(operator, layers):
-    """Clear error when the declared input width does not fit the model."""
+def _check_input(operator):
+    """Fitted model and a declared input width that fits it."""
     model = operator.raw_operator
+    check_is_fitted(model)
     shape = operator.inputs[0].type.shape
-    n_features = layers[0].coef.shape[0]
+    n_features = model.n_features_in_
     if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != n_features):
         raise ValueError(
             f"{type(model).__name__} was fitted on {n_features} features, but "
@@ -250,56 +227,51 @@ def _check_input_width(operator, layers):
         )
 
 
-# ----------------------------------------------------------------------
-# Transformers: parser, shape calculator, converter
-# ----------------------------------------------------------------------
-def _register_transformer(cls, convert=None):
-    """Register ``cls``, a transformer, with skl2onnx.
+def _start_graph(scope, operator, container):
+    """The graph in double for a double input, else float; its input name."""
+    if isinstance(operator.inputs[0].type, DoubleTensorType):
+        g = _Graph(scope, container, np.float64)
+        proto_dtype = TensorProto.DOUBLE
+    else:
+        g = _Graph(scope, container, np.float32)
+        proto_dtype = TensorProto.FLOAT
+    X = operator.inputs[0].full_name
+    if guess_proto_type(operator.inputs[0].type) != proto_dtype:
+        X = g.node("Cast", [X], to=proto_dtype)
+    return g, X
 
-    By default its graph is the dense layers of ``_TRANSFORMER_LAYERS[cls]``;
-    ``convert(scope, operator, container)`` replaces that converter (its
-    output tensor is ``operator.outputs[0].full_name``, of shape
-    [N, ``model._n_features_out``] declared by the shape calculator).
-    """
-    alias = f"Skdae{cls.__name__}"
 
-    def parse(scope, model, inputs, custom_parsers=None):
-        # A named output, in the element type of the input.
-        operator = scope.declare_local_operator(alias, model)
-        operator.inputs = inputs
-        codes = scope.declare_local_variable(
-            "codes", guess_tensor_type(inputs[0].type))
-        operator.outputs.append(codes)
-        return operator.outputs
+def _parse_transformer(scope, model, inputs, custom_parsers=None):
+    """One output, named "codes", in the element type of the input."""
+    operator = scope.declare_local_operator(
+        f"Skdae{type(model).__name__}", model)
+    operator.inputs = inputs
+    operator.outputs.append(scope.declare_local_variable(
+        "codes", guess_tensor_type(inputs[0].type)))
+    return operator.outputs
 
-    def calculate_shape(operator):
-        model = operator.raw_operator
-        layers = _layers_of(model, _TRANSFORMER_LAYERS)
-        _check_input_width(operator, layers)
-        n_rows = operator.inputs[0].get_first_dimension()
-        output_type = guess_tensor_type(operator.inputs[0].type)
-        output_type.shape = [n_rows, layers[-1].coef.shape[1]]
-        operator.outputs[0].type = output_type
 
-    update_registered_converter(
-        cls, alias, calculate_shape, convert or _convert_transformer,
-        parser=parse)
+def _transformer_shape(operator):
+    _check_input(operator)
+    output_type = guess_tensor_type(operator.inputs[0].type)
+    output_type.shape = [operator.inputs[0].get_first_dimension(),
+                         len(operator.raw_operator.get_feature_names_out())]
+    operator.outputs[0].type = output_type
 
 
 def _convert_transformer(scope, operator, container):
     model = operator.raw_operator
-    dtype, proto_dtype = _graph_dtype(operator)
-    layers = _layers_of(model, _TRANSFORMER_LAYERS)
-    add_dense_layers(scope, container,
-                     _graph_input(scope, operator, container, proto_dtype),
-                     layers, dtype, operator.outputs[0].full_name)
+    g, X = _start_graph(scope, operator, container)
+    _TRANSFORMERS[type(model)](g, model, X, operator.outputs[0].full_name)
 
 
-# ----------------------------------------------------------------------
-# Classifiers
-# ----------------------------------------------------------------------
+def _classifier_shapes(operator):
+    _check_input(operator)
+    calculate_linear_classifier_output_shapes(operator)
+
+
 def _label_values(model):
-    """The label of each class index, as an int64 or a string array.
+    """The label of each class index, as int64 or strings.
 
     Numeric labels become int64, as in skl2onnx's own classifiers (float
     labels are integral: classifiers reject others as continuous targets).
@@ -307,51 +279,36 @@ def _label_values(model):
     classes = np.asarray(model.classes_)
     if classes.dtype.kind in "biuf":
         return classes.astype(np.int64)
-    return np.array([str(c) for c in classes], dtype=object)
+    return classes.astype(str)
 
 
 def _convert_classifier(scope, operator, container):
-    """Probabilities by the dense layers, labels by ArgMax and Gather."""
+    """Probabilities by the graph function, labels by ArgMax and Gather."""
     model = operator.raw_operator
-    dtype, proto_dtype = _graph_dtype(operator)
-    layers = _layers_of(model, _CLASSIFIER_LAYERS)
+    g, X = _start_graph(scope, operator, container)
     options = container.get_options(model, dict(nocl=False, zipmap=True))
-    if proto_dtype == TensorProto.DOUBLE and options["zipmap"] is not False:
+    if g.dtype == np.float64 and options["zipmap"] is not False:
         raise ValueError(
             f"{type(model).__name__} with a double input: ONNX's ZipMap takes "
             "only float probabilities. Convert with options={id(model): "
             "{'zipmap': False}} (or options={type(model): {'zipmap': False}})"
             " to get the probabilities as a double tensor."
         )
-    labels = None if options["nocl"] else _label_values(model)
-    label_name, proba_name = (out.full_name for out in operator.outputs[:2])
-    add_dense_layers(scope, container,
-                     _graph_input(scope, operator, container, proto_dtype),
-                     layers, dtype, proba_name)
-    # np.argmax and ONNX ArgMax both return the first maximum.
-    index = label_name if labels is None else scope.get_unique_variable_name(
-        "class_index")
-    container.add_node("ArgMax", [proba_name], [index], axis=1, keepdims=0,
-                       name=scope.get_unique_operator_name("ArgMax"))
-    if labels is not None:
-        classes = _add_constant(scope, container, "classes", labels)
-        container.add_node("Gather", [classes, index], [label_name], axis=0,
-                           name=scope.get_unique_operator_name("Gather"))
+    label, proba = (out.full_name for out in operator.outputs[:2])
+    _CLASSIFIERS[type(model)](g, model, X, proba)
+    # np.argmax and ArgMax both return the first of tied maxima.
+    index = g.node("ArgMax", [proba], label if options["nocl"] else None,
+                   axis=1, keepdims=0)
+    if not options["nocl"]:
+        g.node("Gather", [g.constant("classes", _label_values(model)), index],
+               label, axis=0)
 
 
-def _calculate_classifier_shapes(operator):
-    layers = _layers_of(operator.raw_operator, _CLASSIFIER_LAYERS)
-    _check_input_width(operator, layers)
-    calculate_linear_classifier_output_shapes(operator)
-
-
-def _register_classifier(cls):
-    update_registered_converter(
-        cls, f"Skdae{cls.__name__}", _calculate_classifier_shapes,
-        _convert_classifier, options=_CLASSIFIER_OPTIONS)
-
-
-for _cls in _TRANSFORMER_LAYERS:
-    _register_transformer(_cls)
-for _cls in _CLASSIFIER_LAYERS:
-    _register_classifier(_cls)
+for _cls in _TRANSFORMERS:
+    update_registered_converter(_cls, f"Skdae{_cls.__name__}",
+                                _transformer_shape, _convert_transformer,
+                                parser=_parse_transformer)
+for _cls in _CLASSIFIERS:
+    update_registered_converter(_cls, f"Skdae{_cls.__name__}",
+                                _classifier_shapes, _convert_classifier,
+                                options=_CLASSIFIER_OPTIONS)
