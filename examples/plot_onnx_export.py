@@ -6,7 +6,7 @@ Exporting a pipeline to ONNX and running it elsewhere
 A pipeline ``MinMaxScaler -> DenoisingAutoencoder -> LogisticRegression``
 trained on the digits is exported to `ONNX <https://onnx.ai>`__ with
 skl2onnx, then run by onnxruntime, which needs neither scikit-learn nor
-skdae. Importing :mod:`skdae.onnx` registers skdae's converters with
+skdae. Importing ``skdae.onnx`` registers skdae's converters with
 skl2onnx; the pipeline then converts like any scikit-learn pipeline.
 
 We check that the exported graph gives the same labels and probabilities,
