@@ -25,8 +25,10 @@ What the graphs compute
 
 The ops run in float for a ``FloatTensorType`` input and in double for a
 ``DoubleTensorType`` input (the weights are cast to that type); any other
-numeric input is cast to float first. The graphs take dense input, also for
-models trained on sparse matrices (the weights are the same).
+numeric input is cast to float first. Several inputs (``to_onnx`` on a
+DataFrame declares one per column) are concatenated. The graphs take dense
+input, also for models trained on sparse matrices (the weights are the
+same).
 
 Adding an estimator
 -------------------
@@ -55,11 +57,10 @@ try:
     from skl2onnx import update_registered_converter
     from skl2onnx.common.data_types import (
         DoubleTensorType,
+        FloatTensorType,
+        Int64TensorType,
+        StringTensorType,
         guess_proto_type,
-        guess_tensor_type,
-    )
-    from skl2onnx.common.shape_calculator import (
-        calculate_linear_classifier_output_shapes,
     )
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -213,31 +214,48 @@ _CLASSIFIERS = {
 # Shape calculators and converters shared by all estimators
 # ----------------------------------------------------------------------
 def _check_input(operator):
-    """Fitted model and a declared input width that fits it."""
+    """Fitted model and declared inputs whose widths sum to n_features_in_."""
     model = operator.raw_operator
     check_is_fitted(model)
-    shape = operator.inputs[0].type.shape
+    shapes = [variable.type.shape for variable in operator.inputs]
     n_features = model.n_features_in_
-    if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != n_features):
+    widths = [shape[1] if len(shape) == 2 else None for shape in shapes]
+    if None in widths or (all(isinstance(w, int) for w in widths)
+                          and sum(widths) != n_features):
+        declared = " + ".join(str(list(shape)) for shape in shapes)
         raise ValueError(
             f"{type(model).__name__} was fitted on {n_features} features, but "
-            f"its ONNX input is declared with shape {list(shape)}. Declare the "
+            f"its ONNX input is declared with shape {declared}. Declare the "
             f"input as [None, {n_features}] (e.g. to_onnx(model, "
             "X[:1].astype(np.float32)))."
         )
 
 
+def _is_double(inputs):
+    """Whether the graph computes in double: all its inputs are double."""
+    return all(isinstance(variable.type, DoubleTensorType)
+               for variable in inputs)
+
+
+def _output_type(inputs, shape):
+    return (DoubleTensorType if _is_double(inputs) else FloatTensorType)(shape)
+
+
 def _start_graph(scope, operator, container):
-    """The graph in double for a double input, else float; its input name."""
-    if isinstance(operator.inputs[0].type, DoubleTensorType):
-        g = _Graph(scope, container, np.float64)
-        proto_dtype = TensorProto.DOUBLE
-    else:
-        g = _Graph(scope, container, np.float32)
-        proto_dtype = TensorProto.FLOAT
-    X = operator.inputs[0].full_name
-    if guess_proto_type(operator.inputs[0].type) != proto_dtype:
-        X = g.node("Cast", [X], to=proto_dtype)
+    """The graph, in double for a double input, else float; its input.
+
+    Several inputs (one per column of a DataFrame, say) are cast to the
+    graph's type and concatenated, in their order.
+    """
+    double = _is_double(operator.inputs)
+    g = _Graph(scope, container, np.float64 if double else np.float32)
+    proto_dtype = TensorProto.DOUBLE if double else TensorProto.FLOAT
+    inputs = [
+        variable.full_name if guess_proto_type(variable.type) == proto_dtype
+        else g.node("Cast", [variable.full_name], to=proto_dtype)
+        for variable in operator.inputs
+    ]
+    X = inputs[0] if len(inputs) == 1 else g.node("Concat", inputs, axis=1)
     return g, X
 
 
@@ -247,16 +265,15 @@ def _parse_transformer(scope, model, inputs, custom_parsers=None):
         f"Skdae{type(model).__name__}", model)
     operator.inputs = inputs
     operator.outputs.append(scope.declare_local_variable(
-        "codes", guess_tensor_type(inputs[0].type)))
+        "codes", _output_type(inputs, None)))
     return operator.outputs
 
 
 def _transformer_shape(operator):
     _check_input(operator)
-    output_type = guess_tensor_type(operator.inputs[0].type)
-    output_type.shape = [operator.inputs[0].get_first_dimension(),
-                         len(operator.raw_operator.get_feature_names_out())]
-    operator.outputs[0].type = output_type
+    operator.outputs[0].type = _output_type(operator.inputs, [
+        operator.inputs[0].get_first_dimension(),
+        len(operator.raw_operator.get_feature_names_out())])
 
 
 def _convert_transformer(scope, operator, container):
@@ -266,8 +283,16 @@ def _convert_transformer(scope, operator, container):
 
 
 def _classifier_shapes(operator):
+    """Labels [N] (int64 or strings), probabilities [N, n_classes]."""
     _check_input(operator)
-    calculate_linear_classifier_output_shapes(operator)
+    model = operator.raw_operator
+    n_rows = operator.inputs[0].get_first_dimension()
+    nocl = operator.scope_inst.get_options(model, dict(nocl=False))["nocl"]
+    numeric = nocl or _label_values(model).dtype == np.int64
+    operator.outputs[0].type = (Int64TensorType if numeric
+                                else StringTensorType)([n_rows])
+    operator.outputs[1].type = _output_type(
+        operator.inputs, [n_rows, len(model.classes_)])
 
 
 def _label_values(model):

@@ -233,6 +233,31 @@ def test_codes_of_a_transformer_pipeline(data):
     assert_parity(codes, pipe.transform(X))
 
 
+def test_dataframe_columns_are_concatenated(data):
+    pd = pytest.importorskip("pandas")
+    X, y = data["random"]
+    df = pd.DataFrame(X.astype(np.float32),
+                      columns=[f"x{i}" for i in range(X.shape[1])])
+    ae = _autoencoder().fit(df)
+    onx = skl2onnx.to_onnx(ae, df[:1])  # one input per column
+    assert len(onx.graph.input) == X.shape[1]
+    session = ort.InferenceSession(onx.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    feeds = {name: df[[name]].to_numpy() for name in df.columns}
+    assert_parity(session.run(None, feeds)[0], ae.transform(df))
+
+    # An int64 column: the graph runs in float.
+    df["x0"] = np.arange(X.shape[0]) % 3
+    clf = _classifier().fit(df, y)
+    onx = skl2onnx.to_onnx(clf, df[:1], options={"zipmap": False})
+    session = ort.InferenceSession(onx.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    feeds = {name: df[[name]].to_numpy() for name in df.columns}
+    label, proba = session.run(None, feeds)
+    assert_array_equal(label, clf.predict(df))
+    assert_parity(proba, clf.predict_proba(df).astype(np.float32))
+
+
 def test_integer_input_is_cast_to_float(data):
     X = (data["digits"][0] * 16).astype(np.int64)
     ae = _autoencoder().fit(X.astype(np.float32))
