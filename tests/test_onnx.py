@@ -20,6 +20,7 @@ from skdae import (
 _REASON = 'needs the onnx extra: pip install "skdae[onnx]"'
 skl2onnx = pytest.importorskip("skl2onnx", reason=_REASON)
 ort = pytest.importorskip("onnxruntime", reason=_REASON)
+onnx = pytest.importorskip("onnx", reason=_REASON)
 from skl2onnx.common.data_types import (  # noqa: E402
     DoubleTensorType,
     FloatTensorType,
@@ -81,7 +82,12 @@ def _classifier(**params):
 def test_autoencoder_transform(data, dataset, tied_weights, activation, dtype):
     X = data[dataset][0].astype(dtype)
     ae = _autoencoder(activation=activation, tied_weights=tied_weights).fit(X)
-    names, (codes,) = run(skl2onnx.to_onnx(ae, X[:1]), X)
+    onx = skl2onnx.to_onnx(ae, X[:1])
+    # The weights, hence the ops, in the dtype of the input.
+    weight_types = {init.data_type for init in onx.graph.initializer}
+    assert weight_types == {onnx.helper.np_dtype_to_tensor_dtype(
+        np.dtype(dtype))}
+    names, (codes,) = run(onx, X)
     assert names == ["codes"]
     assert codes.shape == (X.shape[0], 8)
     assert_parity(codes, ae.transform(X))
