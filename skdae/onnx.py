@@ -41,7 +41,8 @@ cannot be exported. For a stack of dense layers ``act(X @ W + b)`` the
 graph function is ``_dense_graph(layers)`` with ``layers(model) -> list of
 _Layer``; others build any nodes with ``g.node``, ``g.constant`` and
 ``g.dense``. The function then goes in ``_TRANSFORMERS`` or
-``_CLASSIFIERS``, keyed by the estimator class. The input width is
+``_CLASSIFIERS``, keyed by the estimator class (and a transformer's output
+name, if not "codes", in ``_OUTPUT_NAMES``). The input width is
 ``model.n_features_in_``; a transformer's output width is
 ``len(model.get_feature_names_out())``.
 """
@@ -208,6 +209,8 @@ _TRANSFORMERS = {
 _CLASSIFIERS = {
     StackedDenoisingAutoencoderClassifier: _dense_graph(_classifier_layers),
 }
+# Name of a transformer's output when it ends the pipeline, if not "codes".
+_OUTPUT_NAMES = {}
 
 
 # ----------------------------------------------------------------------
@@ -260,12 +263,12 @@ def _start_graph(scope, operator, container):
 
 
 def _parse_transformer(scope, model, inputs, custom_parsers=None):
-    """One output, named "codes", in the element type of the input."""
+    """One output, named "codes" by default, in the type of the graph."""
     operator = scope.declare_local_operator(
         f"Skdae{type(model).__name__}", model)
     operator.inputs = inputs
     operator.outputs.append(scope.declare_local_variable(
-        "codes", _output_type(inputs, None)))
+        _OUTPUT_NAMES.get(type(model), "codes"), _output_type(inputs, None)))
     return operator.outputs
 
 
