@@ -314,9 +314,20 @@ def test_activation_per_layer_must_match_the_fitted_layers(data):
 
 
 def test_import_skdae_does_not_import_skl2onnx():
-    code = ("import sys, skdae; skdae.DenoisingAutoencoder(); "
-            "print(sorted(m for m in sys.modules "
-            "if m.split('.')[0] in ('skl2onnx', 'onnx', 'onnxruntime')))")
+    # Then, without skl2onnx, skdae.onnx says how to install it.
+    code = """
+import sys
+import skdae
+skdae.DenoisingAutoencoder()
+print(sorted(m for m in sys.modules
+             if m.split(".")[0] in ("skl2onnx", "onnx", "onnxruntime")))
+sys.modules["skl2onnx"] = None  # as if not installed
+try:
+    import skdae.onnx
+except ImportError as exc:
+    print(exc)
+"""
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, check=True)
-    assert out.stdout.strip() == "[]"
+                         text=True, check=True).stdout.splitlines()
+    assert out[0] == "[]"
+    assert 'pip install "skdae[onnx]"' in out[1]
