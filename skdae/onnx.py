@@ -1,0 +1,342 @@
+"""Export of skdae's estimators to ONNX, through skl2onnx.
+
+Importing this module registers a shape calculator and a converter for each
+skdae estimator with skl2onnx (its public ``update_registered_converter``),
+after which :func:`skl2onnx.to_onnx` and :func:`skl2onnx.convert_sklearn`
+convert any pipeline that contains them::
+
+    import skdae.onnx  # registers the converters
+    from skl2onnx import to_onnx
+    onx = to_onnx(pipeline, X[:1].astype(np.float32))
+
+Only ``import skdae.onnx`` imports skl2onnx and onnx; ``import skdae`` does
+not. Both come with the ``onnx`` extra: ``pip install "skdae[onnx]"``.
+
+What the graphs compute
+-----------------------
+- a transformer (:class:`~skdae.DenoisingAutoencoder`,
+  :class:`~skdae.StackedDenoisingAutoencoder`) gives its :meth:`transform`
+  output, named ``codes`` when it is the last step; ``inverse_transform``
+  and ``score_samples`` are not exported;
+- a classifier (:class:`~skdae.StackedDenoisingAutoencoderClassifier`)
+  gives the labels (``label``) and the class probabilities
+  (``probabilities``), with skl2onnx's usual classifier options ``zipmap``
+  (True, False or "columns"), ``nocl`` and ``output_class_labels``.
+
+The ops run in float for a ``FloatTensorType`` input and in double for a
+``DoubleTensorType`` input (the weights are cast to that type); any other
+numeric input is cast to float first. Several inputs (``to_onnx`` on a
+DataFrame declares one per column) are concatenated. The graphs take dense
+input, also for models trained on sparse matrices (the weights are the
+same).
+
+Adding an estimator
+-------------------
+Each estimator has a *graph function* ``graph(g, model, X, output)`` that
+adds the nodes computing ``output`` (a transformer's result, a classifier's
+probabilities) from the tensor ``X`` to the :class:`_Graph` ``g``, in
+``g.dtype``. It reads only public fitted attributes and constructor
+parameters and raises :class:`ValueError` to say what of a fitted model
+cannot be exported. For a stack of dense layers ``act(X @ W + b)`` the
+graph function is ``_dense_graph(layers)`` with ``layers(model) -> list of
+_Layer``; others build any nodes with ``g.node``, ``g.constant`` and
+``g.dense``. The function then goes in ``_TRANSFORMERS`` or
+``_CLASSIFIERS``, keyed by the estimator class (and a transformer's output
+name, if not "codes", in ``_OUTPUT_NAMES``). The input width is
+``model.n_features_in_``; a transformer's output width is
+``len(model.get_feature_names_out())``.
+"""
+
+from collections import namedtuple
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+try:
+    from onnx import TensorProto
+    from onnx.numpy_helper import from_array
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.data_types import (
+        DoubleTensorType,
+        FloatTensorType,
+        Int64TensorType,
+        StringTensorType,
+        guess_proto_type,
+    )
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "skdae.onnx needs the packages skl2onnx and onnx (and onnxruntime to "
+        "run the exported graphs). Install them with: pip install "
+        "\"skdae[onnx]\"."
+    ) from exc
+
+from ._autoencoder import DenoisingAutoencoder
+from ._classifier import StackedDenoisingAutoencoderClassifier
+from ._stacked import StackedDenoisingAutoencoder
+
+__all__ = []
+
+# One dense layer ``activation(X @ coef + intercept)``: ``coef`` of shape
+# (fan_in, fan_out), ``intercept`` of shape (fan_out,).
+_Layer = namedtuple("_Layer", ["coef", "intercept", "activation"])
+
+# ONNX operator of each activation; None is the identity (no node).
+_ONNX_ACTIVATIONS = {
+    "sigmoid": "Sigmoid",
+    "tanh": "Tanh",
+    "relu": "Relu",
+    "identity": None,
+    "softmax": "Softmax",
+}
+
+# Classifier options, as skl2onnx's own classifiers declare them. Declaring
+# "zipmap" makes skl2onnx parse the estimator as a classifier (outputs
+# label and probabilities, then ZipMap unless zipmap=False).
+_CLASSIFIER_OPTIONS = {
+    "zipmap": [True, False, "columns"],
+    "nocl": [True, False],
+    "output_class_labels": [False, True],
+}
+
+
+class _Graph:
+    """The ONNX graph under construction, in the element type ``dtype``."""
+
+    def __init__(self, scope, container, dtype):
+        self.scope = scope
+        self.container = container
+        self.dtype = dtype
+
+    def name(self, hint):
+        return self.scope.get_unique_variable_name(hint)
+
+    def constant(self, hint, array):
+        """An initializer holding ``array``; returns its name."""
+        name = self.name(hint)
+        array = np.asarray(array)
+        if array.dtype.kind in "OUS":  # the container keeps no string raw data
+            self.container.add_initializer(
+                name, TensorProto.STRING, array.shape,
+                [str(s).encode("utf-8") for s in array.ravel()])
+        else:
+            self.container.add_initializer(name, None, None,
+                                           from_array(array, name))
+        return name
+
+    def weights(self, hint, array):
+        """A constant in the graph's element type."""
+        return self.constant(hint, np.ascontiguousarray(array,
+                                                        dtype=self.dtype))
+
+    def node(self, op_type, inputs, output=None, **attributes):
+        """Add one node; returns the name of its (single) output."""
+        output = output or self.name(op_type.lower())
+        self.container.add_node(
+            op_type, list(inputs), [output],
+            name=self.scope.get_unique_operator_name(op_type), **attributes)
+        return output
+
+    def dense(self, X, layers, output=None):
+        """``MatMul``, ``Add`` and an activation node per layer."""
+        for k, layer in enumerate(layers):
+            if layer.activation not in _ONNX_ACTIVATIONS:
+                raise ValueError(
+                    f"skdae.onnx cannot export the activation "
+                    f"{layer.activation!r}; the exportable activations are "
+                    f"{sorted(_ONNX_ACTIVATIONS)}."
+                )
+            op_type = _ONNX_ACTIVATIONS[layer.activation]
+            out = output if k == len(layers) - 1 else None
+            X = self.node("MatMul", [X, self.weights("coef", layer.coef)])
+            X = self.node("Add", [X, self.weights("intercept",
+                                                  layer.intercept)],
+                          out if op_type is None else None)
+            if op_type is not None:
+                attributes = {"axis": -1} if op_type == "Softmax" else {}
+                X = self.node(op_type, [X], out, **attributes)
+        return X
+
+
+# ----------------------------------------------------------------------
+# Graph functions of the estimators (public fitted attributes only)
+# ----------------------------------------------------------------------
+def _dense_graph(layers):
+    """The graph function of a model computed by the dense ``layers(model)``."""
+
+    def graph(g, model, X, output):
+        g.dense(X, layers(model), output)
+
+    return graph
+
+
+def _autoencoder_layers(model):
+    return [_Layer(model.components_.T, model.intercept_hidden_,
+                   model.activation)]
+
+
+def _stacked_layers(model):
+    return [layer for ae in model.autoencoders_
+            for layer in _autoencoder_layers(ae)]
+
+
+def _per_layer_values(model, name, n_layers):
+    """Constructor parameter ``name`` as one value per layer."""
+    value = getattr(model, name)
+    if isinstance(value, str):
+        return [value] * n_layers
+    values = list(value)
+    if len(values) != n_layers:
+        raise ValueError(
+            f"{type(model).__name__}.{name} has {len(values)} values for "
+            f"{n_layers} hidden layers, so the {name} of each layer is "
+            "unknown. Set it to the value used in fit and convert again."
+        )
+    return values
+
+
+def _classifier_layers(model):
+    activations = _per_layer_values(model, "activation", len(model.coefs_) - 1)
+    return [_Layer(W, b, act) for W, b, act in
+            zip(model.coefs_, model.intercepts_, activations + ["softmax"])]
+
+
+# Estimator class -> graph function. A transformer's graph computes its
+# transform; a classifier's its class probabilities (the labels follow).
+_TRANSFORMERS = {
+    DenoisingAutoencoder: _dense_graph(_autoencoder_layers),
+    StackedDenoisingAutoencoder: _dense_graph(_stacked_layers),
+}
+_CLASSIFIERS = {
+    StackedDenoisingAutoencoderClassifier: _dense_graph(_classifier_layers),
+}
+# Name of a transformer's output when it ends the pipeline, if not "codes".
+_OUTPUT_NAMES = {}
+
+
+# ----------------------------------------------------------------------
+# Shape calculators and converters shared by all estimators
+# ----------------------------------------------------------------------
+def _check_input(operator):
+    """Fitted model and declared inputs whose widths sum to n_features_in_."""
+    model = operator.raw_operator
+    check_is_fitted(model)
+    shapes = [variable.type.shape for variable in operator.inputs]
+    n_features = model.n_features_in_
+    widths = [shape[1] if len(shape) == 2 else None for shape in shapes]
+    if None in widths or (all(isinstance(w, int) for w in widths)
+                          and sum(widths) != n_features):
+        declared = " + ".join(str(list(shape)) for shape in shapes)
+        raise ValueError(
+            f"{type(model).__name__} was fitted on {n_features} features, but "
+            f"its ONNX input is declared with shape {declared}. Declare the "
+            f"input as [None, {n_features}] (e.g. to_onnx(model, "
+            "X[:1].astype(np.float32)))."
+        )
+
+
+def _is_double(inputs):
+    """Whether the graph computes in double: all its inputs are double."""
+    return all(isinstance(variable.type, DoubleTensorType)
+               for variable in inputs)
+
+
+def _output_type(inputs, shape):
+    return (DoubleTensorType if _is_double(inputs) else FloatTensorType)(shape)
+
+
+def _start_graph(scope, operator, container):
+    """The graph, in double for a double input, else float; its input.
+
+    Several inputs (one per column of a DataFrame, say) are cast to the
+    graph's type and concatenated, in their order.
+    """
+    double = _is_double(operator.inputs)
+    g = _Graph(scope, container, np.float64 if double else np.float32)
+    proto_dtype = TensorProto.DOUBLE if double else TensorProto.FLOAT
+    inputs = [
+        variable.full_name if guess_proto_type(variable.type) == proto_dtype
+        else g.node("Cast", [variable.full_name], to=proto_dtype)
+        for variable in operator.inputs
+    ]
+    X = inputs[0] if len(inputs) == 1 else g.node("Concat", inputs, axis=1)
+    return g, X
+
+
+def _parse_transformer(scope, model, inputs, custom_parsers=None):
+    """One output, named "codes" by default, in the type of the graph."""
+    operator = scope.declare_local_operator(
+        f"Skdae{type(model).__name__}", model)
+    operator.inputs = inputs
+    operator.outputs.append(scope.declare_local_variable(
+        _OUTPUT_NAMES.get(type(model), "codes"), _output_type(inputs, None)))
+    return operator.outputs
+
+
+def _transformer_shape(operator):
+    _check_input(operator)
+    operator.outputs[0].type = _output_type(operator.inputs, [
+        operator.inputs[0].get_first_dimension(),
+        len(operator.raw_operator.get_feature_names_out())])
+
+
+def _convert_transformer(scope, operator, container):
+    model = operator.raw_operator
+    g, X = _start_graph(scope, operator, container)
+    _TRANSFORMERS[type(model)](g, model, X, operator.outputs[0].full_name)
+
+
+def _classifier_shapes(operator):
+    """Labels [N] (int64 or strings), probabilities [N, n_classes]."""
+    _check_input(operator)
+    model = operator.raw_operator
+    n_rows = operator.inputs[0].get_first_dimension()
+    nocl = operator.scope_inst.get_options(model, dict(nocl=False))["nocl"]
+    numeric = nocl or _label_values(model).dtype == np.int64
+    operator.outputs[0].type = (Int64TensorType if numeric
+                                else StringTensorType)([n_rows])
+    operator.outputs[1].type = _output_type(
+        operator.inputs, [n_rows, len(model.classes_)])
+
+
+def _label_values(model):
+    """The label of each class index, as int64 or strings.
+
+    Numeric labels become int64, as in skl2onnx's own classifiers (float
+    labels are integral: classifiers reject others as continuous targets).
+    """
+    classes = np.asarray(model.classes_)
+    if classes.dtype.kind in "biuf":
+        return classes.astype(np.int64)
+    return classes.astype(str)
+
+
+def _convert_classifier(scope, operator, container):
+    """Probabilities by the graph function, labels by ArgMax and Gather."""
+    model = operator.raw_operator
+    g, X = _start_graph(scope, operator, container)
+    options = container.get_options(model, dict(nocl=False, zipmap=True))
+    if g.dtype == np.float64 and options["zipmap"] is not False:
+        raise ValueError(
+            f"{type(model).__name__} with a double input: ONNX's ZipMap takes "
+            "only float probabilities. Convert with options={id(model): "
+            "{'zipmap': False}} (or options={type(model): {'zipmap': False}})"
+            " to get the probabilities as a double tensor."
+        )
+    label, proba = (out.full_name for out in operator.outputs[:2])
+    _CLASSIFIERS[type(model)](g, model, X, proba)
+    # np.argmax and ArgMax both return the first of tied maxima.
+    index = g.node("ArgMax", [proba], label if options["nocl"] else None,
+                   axis=1, keepdims=0)
+    if not options["nocl"]:
+        g.node("Gather", [g.constant("classes", _label_values(model)), index],
+               label, axis=0)
+
+
+for _cls in _TRANSFORMERS:
+    update_registered_converter(_cls, f"Skdae{_cls.__name__}",
+                                _transformer_shape, _convert_transformer,
+                                parser=_parse_transformer)
+for _cls in _CLASSIFIERS:
+    update_registered_converter(_cls, f"Skdae{_cls.__name__}",
+                                _classifier_shapes, _convert_classifier,
+                                options=_CLASSIFIER_OPTIONS)
