@@ -89,22 +89,27 @@ class _SingleThreadedBLAS:
         self._original = []
 
     def __enter__(self):
+        """Limit BLAS; returns whether pool threads must limit it too."""
         with self._lock:
             self._users += 1
             try:
-                self._limit_this_thread(restore_later=True)
+                return self._limit_this_thread(restore_later=True)
             except BaseException:
                 self._release()
                 raise
-        return self
 
     def __exit__(self, *exc):
         with self._lock:
             self._release()
 
     def _limit_this_thread(self, restore_later):
-        """Limit to one thread every BLAS library that is not yet limited."""
-        for lib in _blas_controllers():
+        """Limit to one thread every BLAS library that is not yet limited.
+
+        Returns whether some library's limit is per thread (OpenBLAS on
+        OpenMP), so that other threads calling BLAS need it too.
+        """
+        libs = _blas_controllers()
+        for lib in libs:
             n_threads = lib.get_num_threads()
             if n_threads is not None and n_threads != 1:
                 if restore_later:
@@ -118,6 +123,8 @@ class _SingleThreadedBLAS:
                         "on the number of threads. Set OPENBLAS_NUM_THREADS=1 "
                         "(or OMP_NUM_THREADS=1 / MKL_NUM_THREADS=1) before "
                         "starting Python.")
+        return any(getattr(lib, "threading_layer", None) == "openmp"
+                   for lib in libs)
 
     def _release(self):
         self._users -= 1
@@ -157,13 +164,14 @@ class BlockRunner:
         self._executor = None
 
     def __enter__(self):
-        _single_threaded_blas.__enter__()
+        per_thread = _single_threaded_blas.__enter__()
         if self.n_threads > 1:
-            # A library whose limit is per thread must be limited in the
-            # pool's threads too (a no-op for a process-wide limit).
+            # A library whose limit is per thread is limited in the pool's
+            # threads too (they end with the pool: nothing to restore).
+            limit = _single_threaded_blas._limit_this_thread
             self._executor = ThreadPoolExecutor(
-                self.n_threads, initializer=_single_threaded_blas.
-                _limit_this_thread, initargs=(False,))
+                self.n_threads, initializer=limit if per_thread else None,
+                initargs=(False,) if per_thread else ())
         return self
 
     def __exit__(self, *exc):

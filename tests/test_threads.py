@@ -143,3 +143,27 @@ def test_block_runner_threads_see_the_callers_errstate_and_config():
         with np.errstate(over="raise"):
             seen = runner.map(settings, list(range(4)))
         assert seen == [("raise", get_config()["assume_finite"])] * 4
+
+
+class _PerThreadBLAS:
+    """A stand-in for OpenBLAS on OpenMP: its limit is per thread."""
+
+    internal_api, filepath, threading_layer = "openblas", "fake", "openmp"
+
+    def __init__(self):
+        self._local = threading.local()
+
+    def get_num_threads(self):
+        return getattr(self._local, "n", 4)
+
+    def set_num_threads(self, n):
+        self._local.n = n
+
+
+def test_per_thread_blas_limits_reach_the_pool_threads(monkeypatch):
+    lib = _PerThreadBLAS()
+    monkeypatch.setattr(_parallel, "_blas_controllers", lambda: [lib])
+    with BlockRunner(2) as runner:
+        seen = runner.map(lambda _: lib.get_num_threads(), list(range(4)))
+        assert seen == [1] * 4 and lib.get_num_threads() == 1
+    assert lib.get_num_threads() == 4  # restored in the calling thread
