@@ -58,7 +58,7 @@ def _blas_controllers():
 def _set_blas_threads(lib, n_threads):
     """Set a BLAS library's thread limit, from whichever thread calls.
 
-    For an OpenBLAS with its own (pthreads) pool, threadpoolctl >= 3.7 lets
+    For an OpenBLAS with its own (pthreads) pool, threadpoolctl >= 3.8 lets
     only one "controlling" thread change the process-wide limit and silently
     ignores the others, and a thread that ever set a limit without a
     ``with`` block stays in control while it lives. A fit in a worker thread

@@ -75,7 +75,7 @@ def data(digits):
 
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_fit_in_worker_thread_is_bitwise_the_main_thread_fit(name, data):
-    # Once a fit ran in the main thread, threadpoolctl >= 3.7 used to ignore
+    # Once a fit ran in the main thread, threadpoolctl >= 3.8 used to ignore
     # the one-thread BLAS limit set from any other thread.
     in_main = _fit(name, *data)
     in_worker = _in_thread(_fit, name, *data)
