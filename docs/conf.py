@@ -17,6 +17,7 @@ from docutils import nodes
 sys.path.insert(0, os.path.abspath(".."))
 
 import skdae  # noqa: E402
+from skdae._repr import DOCS_URL  # noqa: E402
 
 project = "skdae"
 author = "the skdae developers"
@@ -82,6 +83,8 @@ html_theme_options = {
 }
 html_sidebars = {"index": []}
 html_show_sourcelink = False
+# Where the site is published: the estimators' HTML repr links there too.
+html_baseurl = DOCS_URL
 
 # -- links to scikit-learn without network -----------------------------------
 SKLEARN = "https://scikit-learn.org/stable/"

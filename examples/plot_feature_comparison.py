@@ -10,8 +10,8 @@ representations of the digits in front of the same
 cross-validated accuracy:
 
 - the raw pixels (64 features), the baseline;
-- :class:`~sklearn.decomposition.PCA` (linear features; 40 components keep
-  about 95% of the variance);
+- :class:`~sklearn.decomposition.PCA` with 40 components (linear features;
+  the share of the variance they keep is computed below);
 - :class:`~sklearn.neural_network.BernoulliRBM`, a restricted Boltzmann
   machine with 128 hidden units, another single-layer unsupervised learner;
 - :class:`~skdae.DenoisingAutoencoder` with 128 hidden units, trained with
@@ -71,6 +71,14 @@ pipelines = {
     "DAE, 30% masking (128)": make_pipeline(MinMaxScaler(), dae(0.3),
                                             classifier()),
 }
+
+# %%
+# How much of the variance do 40 principal components keep? (Measured on all
+# the scaled digits; the pipelines fit PCA on the training folds only.)
+variance = np.cumsum(
+    PCA().fit(MinMaxScaler().fit_transform(X)).explained_variance_ratio_)
+print(f"40 components keep {variance[39]:.1%} of the variance; "
+      f"{np.searchsorted(variance, 0.95) + 1} components reach 95%.")
 
 # %%
 # Cross-validation

@@ -32,13 +32,14 @@ from ._parallel import (
     BlockRunner,
     available_threads,
 )
+from ._repr import DocumentationLinkMixin
 
 # Rows per chunk when encoding / scoring many samples: bounds the temporaries.
 _CHUNK_ELEMENTS = 2**22
 
 
 class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
-                           BaseEstimator):
+                           DocumentationLinkMixin, BaseEstimator):
     """Denoising autoencoder: features learned by reconstructing corrupted input.
 
     Each training sample ``x`` is corrupted into ``x~`` (masking, Gaussian or

@@ -28,6 +28,7 @@ from ._base import (
 )
 from ._optimizers import AdamOptimizer, SGDOptimizer
 from ._parallel import BlockRunner, available_threads
+from ._repr import DocumentationLinkMixin
 from ._stacked import StackedDenoisingAutoencoder
 
 # Parameters passed unchanged to the StackedDenoisingAutoencoder of pretraining.
@@ -37,7 +38,8 @@ _STACK_PARAMS = ("hidden_layer_sizes", "corruption", "corruption_level",
                  "nesterovs_momentum", "beta_1", "beta_2", "epsilon")
 
 
-class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
+class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMixin,
+                                            BaseEstimator):
     """Stacked denoising autoencoder classifier: pretrained, then fine-tuned.
 
     The SdA of Vincent et al. (2010). Training has two phases:

@@ -10,13 +10,14 @@ same for any number of threads, and the elementwise work runs in parallel
 too. Only one pool is ever busy: BLAS is limited to one thread meanwhile.
 """
 
-import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
-from threadpoolctl import threadpool_info, threadpool_limits
+import numpy as np
+from sklearn import config_context, get_config
+from threadpoolctl import ThreadpoolController, threadpool_info
 
 # Rows of a minibatch per block in the forward / backward pass, and hidden
 # units per block in the weight-gradient products. Large enough for BLAS to
@@ -49,35 +50,106 @@ def available_threads():
     return max(1, min(limits))
 
 
+def _blas_controllers():
+    """threadpoolctl's controllers of the BLAS libraries loaded now."""
+    return ThreadpoolController().select(user_api="blas").lib_controllers
+
+
+def _set_blas_threads(lib, n_threads):
+    """Set a BLAS library's thread limit, from whichever thread calls.
+
+    For an OpenBLAS with its own (pthreads) pool, threadpoolctl >= 3.8 lets
+    only one "controlling" thread change the process-wide limit and silently
+    ignores the others, and a thread that ever set a limit without a
+    ``with`` block stays in control while it lives. A fit in a worker thread
+    after a fit in the main thread would then run multi-threaded BLAS, and
+    give a different model. ``_SingleThreadedBLAS`` is itself the arbiter
+    between fits (the first sets, the last restores), so it sets the limit
+    through the library's own function.
+    """
+    setter = getattr(lib, "_real_set_num_threads", None) or lib.set_num_threads
+    setter(n_threads)
+
+
 class _SingleThreadedBLAS:
     """Process-wide BLAS limit of one thread, shared by concurrent fits.
 
-    threadpoolctl's limits are global to the process: if two fits running on
-    threads of one process each set and restored the limit, the first to
-    finish would restore multi-threaded BLAS under the other. The limit is
+    BLAS limits are global to the process: if two fits running on threads
+    of one process each set and restored the limit, the first to finish
+    would restore multi-threaded BLAS under the other. The limit is
     therefore counted: the first fit sets it, the last one restores it.
+    Every fit checks that the limit holds in its thread (libraries whose
+    limit is per thread, as OpenBLAS built on OpenMP, are set there too),
+    and refuses to train rather than give a thread-dependent model.
     """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._users = 0
-        self._limits = None
+        self._original = []
 
     def __enter__(self):
+        """Limit BLAS; returns whether pool threads must limit it too."""
         with self._lock:
-            if self._users == 0:
-                self._limits = threadpool_limits(limits=1, user_api="blas")
             self._users += 1
+            try:
+                return self._limit_this_thread(restore_later=True)
+            except BaseException:
+                self._release()
+                raise
 
     def __exit__(self, *exc):
         with self._lock:
-            self._users -= 1
-            if self._users == 0:
-                self._limits.restore_original_limits()
-                self._limits = None
+            self._release()
+
+    def _limit_this_thread(self, restore_later):
+        """Limit to one thread every BLAS library that is not yet limited.
+
+        Returns whether some library's limit is per thread (OpenBLAS on
+        OpenMP), so that other threads calling BLAS need it too.
+        """
+        libs = _blas_controllers()
+        for lib in libs:
+            n_threads = lib.get_num_threads()
+            if n_threads is not None and n_threads != 1:
+                if restore_later:
+                    self._original.append((lib, n_threads))
+                _set_blas_threads(lib, 1)
+                if lib.get_num_threads() != 1:
+                    raise RuntimeError(
+                        f"skdae could not limit {lib.internal_api} "
+                        f"({lib.filepath}) to one thread; it still reports "
+                        f"{lib.get_num_threads()}. Training would then depend "
+                        "on the number of threads. Set OPENBLAS_NUM_THREADS=1 "
+                        "(or OMP_NUM_THREADS=1 / MKL_NUM_THREADS=1) before "
+                        "starting Python.")
+        return any(getattr(lib, "threading_layer", None) == "openmp"
+                   for lib in libs)
+
+    def _release(self):
+        self._users -= 1
+        if self._users == 0:
+            # Restored in reverse, so a library set twice ends as it began.
+            for lib, n_threads in reversed(self._original):
+                _set_blas_threads(lib, n_threads)
+            self._original = []
 
 
 _single_threaded_blas = _SingleThreadedBLAS()
+
+
+def _in_callers_state(func, errstate, config):
+    """``func`` run with the caller's numpy error state and sklearn config.
+
+    Both are per thread (numpy's on numpy 1.x; numpy 2 keeps it in a
+    context variable, scikit-learn in a thread-local), so a pool thread
+    would otherwise see the defaults: warnings the caller silenced, or
+    checks (``assume_finite``) the caller turned off.
+    """
+    def run(item):
+        with np.errstate(**errstate), config_context(**config):
+            return func(item)
+    return run
 
 
 class BlockRunner:
@@ -92,9 +164,14 @@ class BlockRunner:
         self._executor = None
 
     def __enter__(self):
-        _single_threaded_blas.__enter__()
+        per_thread = _single_threaded_blas.__enter__()
         if self.n_threads > 1:
-            self._executor = ThreadPoolExecutor(self.n_threads)
+            # A library whose limit is per thread is limited in the pool's
+            # threads too (they end with the pool: nothing to restore).
+            limit = _single_threaded_blas._limit_this_thread
+            self._executor = ThreadPoolExecutor(
+                self.n_threads, initializer=limit if per_thread else None,
+                initargs=(False,) if per_thread else ())
         return self
 
     def __exit__(self, *exc):
@@ -106,11 +183,12 @@ class BlockRunner:
     def map(self, func, items):
         """Call ``func`` on every item; returns the results in order.
 
-        Each call runs in a copy of the caller's context, so that settings
-        held in context variables (``np.errstate``) reach the pool's threads.
+        Each call runs with the caller's numpy error state
+        (``np.errstate``) and scikit-learn configuration, whatever the
+        numpy version and the thread it runs on.
         """
         if self._executor is None or len(items) == 1:
             return [func(item) for item in items]
-        futures = [self._executor.submit(contextvars.copy_context().run, func,
-                                         item) for item in items]
+        run = _in_callers_state(func, np.geterr(), get_config())
+        futures = [self._executor.submit(run, item) for item in items]
         return [future.result() for future in futures]

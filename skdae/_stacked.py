@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._autoencoder import DenoisingAutoencoder
 from ._base import SOLVER_PARAMETER_CONSTRAINTS
 from ._parallel import BlockRunner, available_threads, blocks
+from ._repr import DocumentationLinkMixin
 
 # Rows per block when encoding the training data of the next layer.
 _ENCODE_ROWS_PER_BLOCK = 2048
@@ -88,7 +89,8 @@ def _layer_params(estimator, sizes, shared):
 
 
 class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
-                                  TransformerMixin, BaseEstimator):
+                                  TransformerMixin, DocumentationLinkMixin,
+                                  BaseEstimator):
     """Stacked denoising autoencoder: deep features learned greedily, layer by layer.
 
     The first layer is a :class:`DenoisingAutoencoder` trained on X; each

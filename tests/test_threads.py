@@ -1,0 +1,169 @@
+"""Training from any thread: the same model, the caller's settings, no leaks.
+
+A fit promises a result that does not depend on the number of threads; a
+server or Dask runs fits in worker threads, so the promise must hold there
+too. These tests use the real process-wide BLAS limits, so they do not use
+the ``quiet_single_threaded_blas`` fixture.
+"""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from sklearn import config_context, get_config
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from skdae import (
+    DenoisingAutoencoder,
+    StackedDenoisingAutoencoder,
+    StackedDenoisingAutoencoderClassifier,
+    _parallel,
+)
+from skdae._parallel import BlockRunner
+
+# warnings.catch_warnings is not thread-safe: filter for the whole module.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning")
+
+# Wide enough that OpenBLAS splits the products over threads, which then
+# round differently from one thread.
+ESTIMATORS = {
+    "dae": lambda: DenoisingAutoencoder(n_components=300, max_iter=2,
+                                        random_state=0),
+    "stack": lambda: StackedDenoisingAutoencoder(
+        hidden_layer_sizes=(300, 20), max_iter=2, random_state=0),
+    "classifier": lambda: StackedDenoisingAutoencoderClassifier(
+        hidden_layer_sizes=(300,), pretrain_max_iter=1, max_iter=2,
+        random_state=0),
+}
+
+
+def _weights(estimator):
+    if hasattr(estimator, "coefs_"):
+        return [np.array(c) for c in estimator.coefs_]
+    if hasattr(estimator, "autoencoders_"):
+        return [layer.components_ for layer in estimator.autoencoders_]
+    return [estimator.components_]
+
+
+def _fit(name, X, y):
+    return _weights(ESTIMATORS[name]().fit(X, y))
+
+
+def _in_thread(func, *args):
+    with ThreadPoolExecutor(1) as executor:
+        return executor.submit(func, *args).result()
+
+
+def _assert_bitwise_equal(a, b):
+    assert len(a) == len(b)
+    for wa, wb in zip(a, b):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def _blas_threads():
+    return [info["num_threads"] for info in threadpool_info()
+            if info["user_api"] == "blas"]
+
+
+@pytest.fixture
+def data(digits):
+    X, y = digits
+    return X[:300], y[:300]
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_fit_in_worker_thread_is_bitwise_the_main_thread_fit(name, data):
+    # Once a fit ran in the main thread, threadpoolctl >= 3.8 used to ignore
+    # the one-thread BLAS limit set from any other thread.
+    in_main = _fit(name, *data)
+    in_worker = _in_thread(_fit, name, *data)
+    _assert_bitwise_equal(in_main, in_worker)
+
+
+def test_fit_in_worker_while_main_thread_holds_a_blas_limit(data):
+    reference = _fit("dae", *data)
+    with threadpool_limits(2, user_api="blas"):
+        in_worker = _in_thread(_fit, "dae", *data)
+    _assert_bitwise_equal(reference, in_worker)
+
+
+def test_concurrent_fits_in_two_threads_match_the_main_thread(data):
+    reference = _fit("dae", *data)
+    barrier = threading.Barrier(2)
+
+    def fit_together():
+        barrier.wait()
+        return _fit("dae", *data)
+
+    with ThreadPoolExecutor(2) as executor:
+        results = [f.result() for f in
+                   [executor.submit(fit_together) for _ in range(2)]]
+    for result in results:
+        _assert_bitwise_equal(reference, result)
+
+
+def test_fits_restore_blas_limits_and_leave_them_to_the_user(data):
+    before = _blas_threads()
+    _fit("dae", *data)
+    _in_thread(_fit, "dae", *data)
+    assert _blas_threads() == before
+
+    # A fit does not take threadpoolctl's control of the BLAS pool away
+    # from other threads: a worker's own limit still takes effect.
+    def limited():
+        with threadpool_limits(1, user_api="blas"):
+            return _blas_threads()
+
+    assert set(_in_thread(limited)) == {1}
+    assert _blas_threads() == before
+
+
+def test_fit_refuses_when_blas_cannot_be_limited(data, monkeypatch):
+    if max(_blas_threads(), default=1) == 1:
+        pytest.skip("BLAS already runs on one thread here")
+    monkeypatch.setattr(_parallel, "_set_blas_threads", lambda lib, n: None)
+    dae = ESTIMATORS["dae"]()
+    with pytest.raises(RuntimeError, match="could not limit .* one thread"):
+        dae.fit(data[0])
+    monkeypatch.undo()
+    _in_thread(_fit, "dae", *data)  # the counted limit was released
+
+
+def test_block_runner_threads_see_the_callers_errstate_and_config():
+    # numpy 1.x keeps its error state per thread; scikit-learn its config.
+    def settings(_):
+        return np.geterr()["over"], get_config()["assume_finite"]
+
+    with BlockRunner(2) as runner:
+        with np.errstate(over="ignore"), config_context(assume_finite=True):
+            seen = runner.map(settings, list(range(4)))
+        assert seen == [("ignore", True)] * 4
+        with np.errstate(over="raise"):
+            seen = runner.map(settings, list(range(4)))
+        assert seen == [("raise", get_config()["assume_finite"])] * 4
+
+
+class _PerThreadBLAS:
+    """A stand-in for OpenBLAS on OpenMP: its limit is per thread."""
+
+    internal_api, filepath, threading_layer = "openblas", "fake", "openmp"
+
+    def __init__(self):
+        self._local = threading.local()
+
+    def get_num_threads(self):
+        return getattr(self._local, "n", 4)
+
+    def set_num_threads(self, n):
+        self._local.n = n
+
+
+def test_per_thread_blas_limits_reach_the_pool_threads(monkeypatch):
+    lib = _PerThreadBLAS()
+    monkeypatch.setattr(_parallel, "_blas_controllers", lambda: [lib])
+    with BlockRunner(2) as runner:
+        seen = runner.map(lambda _: lib.get_num_threads(), list(range(4)))
+        assert seen == [1] * 4 and lib.get_num_threads() == 1
+    assert lib.get_num_threads() == 4  # restored in the calling thread
