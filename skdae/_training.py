@@ -86,7 +86,7 @@ def _copy_state(value, memo):
         return memo[id(value)]
     if isinstance(value, dict):
         return {k: _copy_state(v, memo) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if type(value) in (list, tuple):
         return type(value)(_copy_state(v, memo) for v in value)
     return copy.deepcopy(value, memo)
 
