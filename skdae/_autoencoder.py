@@ -30,7 +30,8 @@ from ._training import (
     run_epochs,
     transaction,
     validation_split,
-    without_optimizer_state,
+    pickled_state,
+    unpickled_state,
 )
 
 # Rows per chunk when encoding / scoring many samples: bounds the temporaries.
@@ -491,7 +492,10 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     def __getstate__(self):
         # Saved without the optimizer state (see partial_fit).
-        return without_optimizer_state(super().__getstate__())
+        return pickled_state(super().__getstate__())
+
+    def __setstate__(self, state):
+        super().__setstate__(unpickled_state(state))
 
     # ------------------------------------------------------------------
     # Validation and initialisation
@@ -532,7 +536,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         return {"n_components": self.n_components,
                 "activation": self.activation,
                 "loss": loss,
-                "tied_weights": self.tied_weights and fitted_tied}
+                "tied_weights": self.tied_weights or fitted_tied}
 
     def _check_noise_params(self):
         if self.corruption != "gaussian" and self.corruption_level >= 1:

@@ -34,7 +34,8 @@ from ._training import (
     run_epochs,
     transaction,
     validation_split,
-    without_optimizer_state,
+    pickled_state,
+    unpickled_state,
 )
 
 # Parameters passed unchanged to the StackedDenoisingAutoencoder of pretraining.
@@ -478,7 +479,10 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
 
     def __getstate__(self):
         # Saved without the optimizer state (see partial_fit).
-        return without_optimizer_state(super().__getstate__())
+        return pickled_state(super().__getstate__())
+
+    def __setstate__(self, state):
+        super().__setstate__(unpickled_state(state))
 
     # ------------------------------------------------------------------
     # Validation and initialisation

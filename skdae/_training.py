@@ -77,7 +77,7 @@ def _copy_state(value, memo):
     """Deep copy, copying estimators by their ``__dict__``.
 
     ``copy.deepcopy`` would go through ``__getstate__``, which leaves out
-    the optimizer state (:func:`without_optimizer_state`).
+    the optimizer state (:func:`pickled_state`).
     """
     if isinstance(value, BaseEstimator):
         if id(value) not in memo:
@@ -91,15 +91,30 @@ def _copy_state(value, memo):
     return copy.deepcopy(value, memo)
 
 
-def without_optimizer_state(state):
-    """``__getstate__`` helper: the pickled state without the optimizer's.
+def pickled_state(state):
+    """``__getstate__`` helper: what a fitted model saves, close to its weights.
 
     The optimizer moments (Adam) or velocities (SGD) are as large as the
-    weights (twice for Adam); a model is saved without them, and training
-    resumed after loading starts a fresh optimizer state.
+    weights (twice for Adam): a model is saved without them, and training
+    resumed after loading starts a fresh optimizer state. The random state
+    is saved as its ``get_state()`` tuple, half the size of the pickled
+    ``RandomState`` (see :func:`unpickled_state`).
     """
     state = dict(state)
     state.pop("_optimizer_state", None)
+    rng = state.get("_random_state")
+    if isinstance(rng, np.random.RandomState):
+        state["_random_state"] = rng.get_state()
+    return state
+
+
+def unpickled_state(state):
+    """``__setstate__`` helper: the inverse of :func:`pickled_state`."""
+    state = dict(state)
+    if isinstance(state.get("_random_state"), tuple):
+        rng = np.random.RandomState()
+        rng.set_state(state["_random_state"])
+        state["_random_state"] = rng
     return state
 
 
@@ -118,8 +133,11 @@ def check_structure(estimator, structure, how="set warm_start=False or fit "
     ``structure`` maps names (parameter names, so that the message names
     what the user set) to the value the current parameters would build. A
     difference means the fitted arrays cannot be continued: raise a
-    ``ValueError`` that says which parameter changed and what to do.
+    ``ValueError`` that says which parameter changed and what to do;
+    ``owner`` names the model in it (the class name of ``estimator`` by
+    default).
     """
+    owner = owner or type(estimator).__name__
     stored = getattr(estimator, "_structure", {})
     for name, value in structure.items():
         if name in stored and stored[name] != value:
