@@ -25,13 +25,13 @@ from ._parallel import (
 from ._training import (
     batch_size_for,
     check_structure,
+    pickled_state,
     record_structure,
     reset_training_state,
     run_epochs,
     transaction,
-    validation_split,
-    pickled_state,
     unpickled_state,
+    validation_split,
 )
 
 # Rows per chunk when encoding / scoring many samples: bounds the temporaries.
@@ -122,8 +122,10 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         Whether to set aside ``validation_fraction`` of the training data and
         stop when the validation score (minus the mean reconstruction loss of
         the clean data) has not improved by at least ``tol`` for
-        ``n_iter_no_change`` epochs; the best weights are kept. Ignored by
-        :meth:`partial_fit`.
+        ``n_iter_no_change`` epochs; the best weights are kept. A warm start
+        validates on the same rows and continues from the best weights and
+        score. Ignored by :meth:`partial_fit` (which then sets
+        ``validation_scores_`` to None).
 
     validation_fraction : float, default=0.1
         Fraction of the training data set aside when ``early_stopping=True``.
@@ -146,11 +148,16 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         <random_state>`.
 
     verbose : int, default=0
-        Whether to print one progress line per epoch.
+        Progress output: 1 prints a line per epoch (``epoch k/max_iter``,
+        the loss, the time taken, elapsed and an estimate of the remaining
+        time); 2 also prints progress inside epochs that take longer than
+        two seconds.
 
     warm_start : bool, default=False
         Whether :meth:`fit` continues from the weights of the previous fit
-        (with a new optimizer state) instead of initialising new ones.
+        (with a new optimizer state) instead of initialising new ones. The
+        parameters the weights were built with cannot change (see
+        :meth:`fit`).
 
     momentum : float, default=0.9
         Momentum of the "sgd" solver.
@@ -602,7 +609,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         # Kept for partial_fit: later calls continue the same random stream.
         self._random_state = rng = check_random_state(self.random_state)
         self.loss_ = loss
-        self.__dict__.pop("_data_low_high", None)
+        for name in ("_data_low_high", "_validation_seed"):
+            self.__dict__.pop(name, None)
         # Glorot & Bengio (2010) uniform initialisation; 4x wider for the
         # sigmoid, as in the Theano deep learning tutorials.
         bound = np.sqrt(6.0 / (n_features + self.n_components))

@@ -29,13 +29,13 @@ from ._stacked import (
 from ._training import (
     batch_size_for,
     check_structure,
+    pickled_state,
     record_structure,
     reset_training_state,
     run_epochs,
     transaction,
-    validation_split,
-    pickled_state,
     unpickled_state,
+    validation_split,
 )
 
 # Parameters passed unchanged to the StackedDenoisingAutoencoder of pretraining.
@@ -143,7 +143,10 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
         results. See :term:`Glossary <random_state>`.
 
     verbose : int, default=0
-        Whether to print progress: a line per pretrained layer and per epoch.
+        Progress output: a line per pretrained layer and per epoch of each
+        phase (``epoch k/max_iter``, the loss, elapsed and an estimate of
+        the remaining time); 2 also prints progress inside epochs that take
+        longer than two seconds.
 
     warm_start : bool, default=False
         Whether :meth:`fit` continues fine-tuning from the weights of the

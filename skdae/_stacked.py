@@ -175,8 +175,9 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         an int for reproducible results. See :term:`Glossary <random_state>`.
 
     verbose : int, default=0
-        Whether to print a line when each layer starts and one progress line
-        per epoch.
+        Whether to print a line when each layer starts; the progress lines
+        of each layer (see :class:`DenoisingAutoencoder`) are tagged
+        ``[StackedDenoisingAutoencoder layer k/n_layers]``.
 
     momentum : float, default=0.9
         Momentum of the "sgd" solver.

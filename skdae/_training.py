@@ -41,9 +41,6 @@ _REFERENCE_ROWS = 100
 # With verbose >= 2, seconds between progress lines inside an epoch.
 _PROGRESS_SECONDS = 2.0
 
-_TRAINING_STATE = ("n_iter_", "t_", "loss_curve_", "best_loss_",
-                   "validation_scores_", "best_validation_score_")
-
 
 # --------------------------------------------------------------------------
 # Transactions
@@ -162,7 +159,6 @@ def reset_training_state(estimator):
     estimator.validation_scores_ = None
     estimator.best_validation_score_ = None
     estimator._no_improvement_count = 0
-    estimator.__dict__.pop("_validation_seed", None)
 
 
 def validation_split(estimator, indices, stratify=None):
@@ -170,7 +166,8 @@ def validation_split(estimator, indices, stratify=None):
 
     The split is drawn from a seed taken once from ``estimator._random_state``
     and kept (``_validation_seed``), so a warm start on the same data
-    validates on the same rows, never on rows it trained on before.
+    validates on the same rows, never on rows it trained on before. A fresh
+    fit removes ``_validation_seed`` before it splits.
     """
     seed = getattr(estimator, "_validation_seed", None)
     if seed is None:

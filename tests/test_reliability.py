@@ -330,6 +330,17 @@ def test_warm_start_keeps_the_best_weights_and_the_split(data):
                                             rel=1e-12)
 
 
+def test_classifier_warm_start_validates_on_the_same_rows(data):
+    X, y = data
+    c = clf(early_stopping=True, warm_start=True, pretrain=False).fit(X, y)
+    seed = c._validation_seed
+    c.fit(X, y)
+    assert c._validation_seed == seed and len(c.validation_scores_) == 4
+    _, val = train_test_split(np.arange(X.shape[0]), test_size=0.1,
+                              random_state=seed, stratify=y)
+    assert c.score(X[val], y[val]) == c.best_validation_score_
+
+
 # ---------------------------------------------------------------------------
 # C. Divergence
 # ---------------------------------------------------------------------------
