@@ -25,6 +25,7 @@ from ._parallel import (
 from ._training import (
     batch_size_for,
     check_structure,
+    keep_optimizer_state,
     pickled_state,
     record_structure,
     reset_training_state,
@@ -370,11 +371,14 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         fresh optimizer state). Structural parameters cannot change between
         calls (see :meth:`fit`). ``early_stopping`` is ignored.
 
-        A pickled model is saved without its optimizer state (the Adam
-        moments or SGD velocities, as large as the weights): after loading,
-        ``partial_fit`` continues the weights, ``n_iter_``, ``t_`` and the
-        random stream with a fresh optimizer state. Like :meth:`fit`,
-        ``partial_fit`` is all or nothing.
+        A model saved (pickled) after :meth:`fit` leaves out the optimizer
+        state (the Adam moments or SGD velocities, together twice the size of
+        the weights): it is about the size of its weights, and
+        ``partial_fit`` after loading it continues the weights, ``n_iter_``,
+        ``t_`` and the random stream with a fresh optimizer state. A model
+        saved after ``partial_fit`` keeps it, so that streaming training
+        that pickles the model between calls continues it. Like
+        :meth:`fit`, ``partial_fit`` is all or nothing.
 
         Parameters
         ----------
@@ -498,7 +502,6 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         return tags
 
     def __getstate__(self):
-        # Saved without the optimizer state (see partial_fit).
         return pickled_state(super().__getstate__())
 
     def __setstate__(self, state):
@@ -689,7 +692,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                        batch_size=batch_size,
                        validation_score=validation_score, tag=tag,
                        warn=not incremental)
-        self._optimizer_state = self.__dict__.pop("_optimizer").state
+        keep_optimizer_state(self, self.__dict__.pop("_optimizer"),
+                             incremental)
 
     def _train_batch(self, X, rows, seed, noise, ws, params, l2_flags):
         """One gradient step on the rows ``rows`` of X; returns the loss sum.

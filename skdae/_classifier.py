@@ -29,6 +29,7 @@ from ._stacked import (
 from ._training import (
     batch_size_for,
     check_structure,
+    keep_optimizer_state,
     pickled_state,
     record_structure,
     reset_training_state,
@@ -387,10 +388,12 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
         ``solver`` starts a fresh optimizer state). ``hidden_layer_sizes`` and
         ``activation`` cannot change. ``early_stopping`` is ignored.
 
-        A pickled model is saved without its optimizer state (the Adam
-        moments or SGD velocities): after loading, ``partial_fit`` continues
-        the weights, ``n_iter_``, ``t_`` and the random stream with a fresh
-        optimizer state. Like :meth:`fit`, ``partial_fit`` is all or nothing.
+        A model saved (pickled) after :meth:`fit` leaves out the optimizer
+        state (the Adam moments or SGD velocities): it is about the size of
+        its weights, and ``partial_fit`` after loading it continues the
+        weights, ``n_iter_``, ``t_`` and the random stream with a fresh
+        optimizer state. A model saved after ``partial_fit`` keeps it. Like
+        :meth:`fit`, ``partial_fit`` is all or nothing.
 
         Parameters
         ----------
@@ -481,7 +484,6 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
     def __getstate__(self):
-        # Saved without the optimizer state (see partial_fit).
         return pickled_state(super().__getstate__())
 
     def __setstate__(self, state):
@@ -675,7 +677,7 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, BaseEstimator):
                        tag=f"{type(self).__name__} fine-tuning",
                        warn=not incremental)
         self.loss_ = self.loss_curve_[-1]
-        self._optimizer_state = optimizer.state
+        keep_optimizer_state(self, optimizer, incremental)
 
     def _forward_backward(self, X, rows, y, ws):
         """Loss and gradients of one minibatch; see ``_backprop``."""

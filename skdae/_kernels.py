@@ -55,26 +55,44 @@ def _fail(kernel, message):
     raise ValueError(f"skdae._kernels.{kernel}: {message}")
 
 
+@_jit
+def _rows_in_range(rows, n_rows, n_available):
+    for i in range(n_rows):
+        if rows[i] < 0 or rows[i] >= n_available:
+            return False
+    return True
+
+
+@_jit
+def _csr_in_range(indices, indptr, n_columns, n_entries):
+    if indptr[0] < 0 or indptr[-1] > n_entries:
+        return False
+    for i in range(indptr.shape[0] - 1):
+        if indptr[i + 1] < indptr[i]:
+            return False
+    for p in range(indptr[0], indptr[-1]):
+        if indices[p] < 0 or indices[p] >= n_columns:
+            return False
+    return True
+
+
 def _check_rows(kernel, rows, n_rows, n_available):
+    # Index ranges are scanned by a compiled loop: a NumPy min / max would
+    # cost more than the kernel on small minibatches.
     if rows.ndim != 1 or rows.shape[0] < n_rows:
         _fail(kernel, f"needs at least {n_rows} row indices, got shape "
               f"{rows.shape}")
-    if n_rows and (rows[:n_rows].min() < 0
-                   or rows[:n_rows].max() >= n_available):
+    if not _rows_in_range(rows, n_rows, n_available):
         _fail(kernel, f"row indices out of range [0, {n_available})")
 
 
 def _check_csr(kernel, data, indices, indptr, n_columns):
     if indptr.ndim != 1 or indptr.shape[0] < 1:
         _fail(kernel, "indptr must be a non-empty 1-d array")
-    start, stop = indptr[0], indptr[-1]
-    if start < 0 or stop > min(data.shape[0], indices.shape[0]) or (
-            indptr.shape[0] > 1 and np.any(np.diff(indptr) < 0)):
-        _fail(kernel, "indptr does not index into data / indices")
-    if n_columns is not None and stop > start and (
-            indices[start:stop].min() < 0
-            or indices[start:stop].max() >= n_columns):
-        _fail(kernel, f"column indices out of range [0, {n_columns})")
+    if not _csr_in_range(indices, indptr, n_columns,
+                         min(data.shape[0], indices.shape[0])):
+        _fail(kernel, "indptr does not index into data / indices, or column "
+              f"indices are out of range [0, {n_columns})")
 
 
 def _check_shape(kernel, name, array, shape):
@@ -106,7 +124,7 @@ def _check_gather_corrupt(X, rows, out, *_):
 
 
 def _check_mask_csr_data(data, indices, indptr, n_features, out, *_):
-    _check_csr("mask_csr_data", data, indices, indptr, None)
+    _check_csr("mask_csr_data", data, indices, indptr, n_features)
     if out.shape[0] < indptr[-1]:
         _fail("mask_csr_data", f"out has {out.shape[0]} entries, needs "
               f"{indptr[-1]}")
@@ -143,8 +161,9 @@ def _check_bias_output(A, bias, loss):
 
 
 def _check_hidden_delta(dH, H, kind, grad_bias):
-    _check_shape("hidden_delta", "H", H, dH.shape)
-    _check_shape("hidden_delta", "grad_bias", grad_bias, dH.shape[1:])
+    if H.shape != dH.shape or grad_bias.shape != dH.shape[1:]:
+        _fail("hidden_delta", f"H and grad_bias have shapes {H.shape}, "
+              f"{grad_bias.shape}; dH has {dH.shape}")
 
 
 def _check_output_delta(A, bias, X, rows, seed, first_row, kind, level,
@@ -165,18 +184,19 @@ def _check_row_losses(A, bias, X, loss, out):
               f"{A.shape[0]} entries")
 
 
-def _check_optimizer(kernel, param, grad, grad2, state):
-    for name, array in (("grad", grad), ("grad2", grad2)) + state:
-        _check_shape(kernel, name, array, param.shape)
-
-
 def _check_adam_update(param, grad, grad2, use_grad2, m, v, *_):
-    _check_optimizer("adam_update", param, grad, grad2, (("m", m), ("v", v)))
+    shape = param.shape
+    if not (grad.shape == grad2.shape == m.shape == v.shape == shape):
+        _fail("adam_update", f"grad, grad2, m and v have shapes {grad.shape}, "
+              f"{grad2.shape}, {m.shape}, {v.shape}; param has {shape}")
 
 
 def _check_sgd_update(param, grad, grad2, use_grad2, velocity, *_):
-    _check_optimizer("sgd_update", param, grad, grad2,
-                     (("velocity", velocity),))
+    shape = param.shape
+    if not (grad.shape == grad2.shape == velocity.shape == shape):
+        _fail("sgd_update", f"grad, grad2 and velocity have shapes "
+              f"{grad.shape}, {grad2.shape}, {velocity.shape}; param has "
+              f"{shape}")
 
 
 # --------------------------------------------------------------------------

@@ -370,8 +370,8 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         ``solver`` starts a fresh optimizer state), while
         ``hidden_layer_sizes``, ``activation``, ``loss`` and tying untied
         weights cannot change (``ValueError``). Like :meth:`fit`,
-        ``partial_fit`` is all or nothing. A pickled model is saved without
-        the optimizer states of its layers; see
+        ``partial_fit`` is all or nothing. What a saved model keeps of the
+        optimizer states of the layers: see
         :meth:`DenoisingAutoencoder.partial_fit`.
 
         Parameters

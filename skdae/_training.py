@@ -73,8 +73,8 @@ def transaction(estimator):
 def _copy_state(value, memo):
     """Deep copy, copying estimators by their ``__dict__``.
 
-    ``copy.deepcopy`` would go through ``__getstate__``, which leaves out
-    the optimizer state (:func:`pickled_state`).
+    ``copy.deepcopy`` would go through ``__getstate__`` (:func:`pickled_state`),
+    which would copy the random state through a tuple.
     """
     if isinstance(value, BaseEstimator):
         if id(value) not in memo:
@@ -88,17 +88,30 @@ def _copy_state(value, memo):
     return copy.deepcopy(value, memo)
 
 
-def pickled_state(state):
-    """``__getstate__`` helper: what a fitted model saves, close to its weights.
+def keep_optimizer_state(estimator, optimizer, incremental):
+    """Store ``optimizer.state`` as ``_optimizer_state``, marked for pickles.
 
     The optimizer moments (Adam) or velocities (SGD) are as large as the
-    weights (twice for Adam): a model is saved without them, and training
-    resumed after loading starts a fresh optimizer state. The random state
-    is saved as its ``get_state()`` tuple, half the size of the pickled
-    ``RandomState`` (see :func:`unpickled_state`).
+    weights (twice for Adam). After ``fit`` they stay in memory (a later
+    ``partial_fit`` continues them) but are left out of pickles, so a saved
+    model is about the size of its weights; after ``partial_fit`` they are
+    pickled too, so that streaming training (``dask_ml`` ``Incremental``
+    pickles the model between blocks) continues them.
+    """
+    estimator._optimizer_state = dict(optimizer.state, pickled=incremental)
+
+
+def pickled_state(state):
+    """``__getstate__`` helper: what a fitted model saves.
+
+    Leaves out the optimizer state of a ``fit`` (see
+    :func:`keep_optimizer_state`), and saves the random state as its
+    ``get_state()`` tuple, half the size of a pickled ``RandomState`` (see
+    :func:`unpickled_state`).
     """
     state = dict(state)
-    state.pop("_optimizer_state", None)
+    if not state.get("_optimizer_state", {}).get("pickled", True):
+        del state["_optimizer_state"]
     rng = state.get("_random_state")
     if isinstance(rng, np.random.RandomState):
         state["_random_state"] = rng.get_state()
