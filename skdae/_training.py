@@ -16,6 +16,24 @@ An estimator trains through three pieces, none of which knows what it trains:
   stopping with the best weights kept, divergence detection, the
   ``ConvergenceWarning`` and the progress display. The estimator supplies a
   minibatch step and its parameter arrays.
+
+Helpers around them: :func:`reset_training_state` (the attributes
+``run_epochs`` maintains, for a new model), :func:`validation_split` (the
+early-stopping split, the same on warm starts), :func:`batch_size_for`,
+:func:`l2_penalty`, and :func:`keep_optimizer_state` / :func:`pickled_state`
+/ :func:`unpickled_state` (what a saved model keeps). A typical ``fit``::
+
+    with transaction(self):
+        X = validate_data(self, X, reset=not warm)   # everything checked first
+        if warm:
+            check_structure(self, {"n_units": self.n_units, ...})
+        else:
+            ...  # new arrays, then reset_training_state(self) and
+            record_structure(self, {"n_units": self.n_units, ...})
+        optimizer = make_optimizer(self, params, previous_state_or_None)
+        run_epochs(self, step, params, l2_flags, np.arange(n_samples),
+                   n_epochs=self.max_iter, batch_size=batch_size_for(self, n))
+        keep_optimizer_state(self, optimizer, incremental=False)
 """
 
 import copy
