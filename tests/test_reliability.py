@@ -162,6 +162,15 @@ def test_structural_change_refused_by_name_before_anything_changes(
     assert state(est) == before
 
 
+def test_stack_partial_fit_passes_new_settings_to_its_layers(data):
+    X, _ = data
+    s = stack().partial_fit(X)
+    s.set_params(corruption_level=[0.1, 0.2], learning_rate_init=0.01)
+    s.partial_fit(X)
+    assert [ae.corruption_level for ae in s.autoencoders_] == [0.1, 0.2]
+    assert all(ae.learning_rate_init == 0.01 for ae in s.autoencoders_)
+
+
 def test_untying_and_new_solver_are_honoured(data):
     X, _ = data
     d = dae().partial_fit(X)
@@ -319,10 +328,11 @@ def test_warm_start_keeps_the_best_weights_and_the_split(data):
     X, _ = data
     d = dae(early_stopping=True, warm_start=True, max_iter=3,
             learning_rate_init=1e-2).fit(X)
-    seed = d._validation_seed
+    best = d.components_.copy()
     # A far too large step: every epoch of this call is worse.
     d.set_params(learning_rate_init=10.0, solver="sgd", max_iter=2).fit(X)
-    assert d._validation_seed == seed
+    assert_array_equal(d.components_, best)
+    seed = d._validation_seed
     assert d.best_validation_score_ > max(d.validation_scores_[3:])
     _, val = train_test_split(np.arange(X.shape[0]), test_size=0.1,
                               random_state=seed)
