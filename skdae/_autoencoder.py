@@ -521,6 +521,13 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         warm = fitted and (incremental or self.warm_start)
         X = self._validate_training_data(X, reset=not warm)
         value_range = data_range(X)  # one pass over X, used twice
+        if not np.isfinite(value_range).all():
+            # Only with sklearn.set_config(assume_finite=True), which skips
+            # validate_data's check: it would look like divergence.
+            raise ValueError(
+                "Input X contains NaN or infinity (the check was skipped by "
+                "sklearn.set_config(assume_finite=True)). Remove or impute "
+                "these values first.")
         if warm:
             check_structure(self, self._structure_now(),
                             how=("fit a new estimator" if incremental else

@@ -15,6 +15,7 @@ from contextlib import redirect_stdout
 import joblib
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import train_test_split
@@ -373,6 +374,31 @@ def test_finite_divergence_is_detected_and_the_model_kept(data, model, params):
         fresh.fit(X)
     with pytest.raises(NotFittedError):
         fresh.transform(X)
+
+
+def test_nan_under_assume_finite_is_not_called_divergence(data):
+    import sklearn
+
+    X = data[0].copy()
+    X[3, 5] = np.nan
+    d = dae()
+    with sklearn.config_context(assume_finite=True):
+        with pytest.raises(ValueError, match="NaN or infinity.*assume_finite"):
+            d.fit(X)
+    with pytest.raises(NotFittedError):
+        d.transform(data[0])
+
+
+def test_sparse_duplicates_count_as_their_sum_for_the_loss(data):
+    # Two stored 0.6 at one position are 1.2: outside [0, 1], as dense.
+    X = data[0][:50]
+    assert X[0, 0] == 0
+    S = sp.csr_matrix(X)
+    S = sp.csr_matrix((np.r_[0.6, 0.6, S.data], np.r_[0, 0, S.indices],
+                       np.r_[0, S.indptr[1:] + 2]), shape=S.shape)
+    assert not S.has_canonical_format and S.toarray()[0, 0] == 1.2
+    assert dae(max_iter=1).fit(S).loss_ == dae(max_iter=1).fit(
+        S.toarray()).loss_ == "squared_error"
 
 
 # ---------------------------------------------------------------------------
