@@ -1,8 +1,5 @@
 """The denoising autoencoder estimator."""
 
-import sys
-import time
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -13,26 +10,31 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_array, check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels as K
-from ._base import (
-    SOLVER_PARAMETER_CONSTRAINTS,
-    l2_penalty,
-    restore_if_diverged,
-    update_no_improvement,
-)
+from ._base import SOLVER_PARAMETER_CONSTRAINTS
 from ._minibatch import Workspace, data_range, forward_backward
-from ._optimizers import AdamOptimizer, SGDOptimizer
+from ._optimizers import make_optimizer
 from ._parallel import (
     BlockRunner,
     available_threads,
 )
 from ._repr import DocumentationLinkMixin
+from ._training import (
+    batch_size_for,
+    check_structure,
+    keep_optimizer_state,
+    pickled_state,
+    record_structure,
+    reset_training_state,
+    run_epochs,
+    transaction,
+    unpickled_state,
+    validation_split,
+)
 
 # Rows per chunk when encoding / scoring many samples: bounds the temporaries.
 _CHUNK_ELEMENTS = 2**22
@@ -122,8 +124,10 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         Whether to set aside ``validation_fraction`` of the training data and
         stop when the validation score (minus the mean reconstruction loss of
         the clean data) has not improved by at least ``tol`` for
-        ``n_iter_no_change`` epochs; the best weights are kept. Ignored by
-        :meth:`partial_fit`.
+        ``n_iter_no_change`` epochs; the best weights are kept. A warm start
+        validates on the same rows and continues from the best weights and
+        score. Ignored by :meth:`partial_fit` (which then sets
+        ``validation_scores_`` to None).
 
     validation_fraction : float, default=0.1
         Fraction of the training data set aside when ``early_stopping=True``.
@@ -146,11 +150,16 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         <random_state>`.
 
     verbose : int, default=0
-        Whether to print one progress line per epoch.
+        Progress output: 1 prints a line per epoch (``epoch k/max_iter``,
+        the loss, the time taken, elapsed and an estimate of the remaining
+        time); 2 also prints progress inside epochs that take longer than
+        two seconds.
 
     warm_start : bool, default=False
         Whether :meth:`fit` continues from the weights of the previous fit
-        (with a new optimizer state) instead of initialising new ones.
+        (with a new optimizer state) instead of initialising new ones. The
+        parameters the weights were built with cannot change (see
+        :meth:`fit`).
 
     momentum : float, default=0.9
         Momentum of the "sgd" solver.
@@ -324,6 +333,16 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     def fit(self, X, y=None):
         """Fit the model to X, corrupting it afresh for every minibatch.
 
+        ``fit`` is all or nothing: if it raises (invalid data or parameters,
+        divergence) or is interrupted (``KeyboardInterrupt``), the estimator
+        is left exactly as it was before the call, unfitted if it was.
+
+        With ``warm_start=True`` on a fitted model, training continues from
+        the current weights with a fresh optimizer state; parameters the
+        weights were built with (``n_components``, ``activation``, the loss,
+        and ``tied_weights`` from False to True) cannot change and raise a
+        ``ValueError``; ``tied_weights`` from True to False unties by copying.
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
@@ -338,13 +357,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self : object
             The fitted estimator.
         """
-        warm = self.warm_start and hasattr(self, "components_")
-        X = self._validate_training_data(X, reset=not warm)
-        value_range = data_range(X)  # one pass over X, used twice
-        if not warm:
-            self._initialize(X, value_range)
-        self._check_data_range(value_range)
-        self._train(X, incremental=False)
+        with transaction(self):
+            self._fit(X, incremental=False)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -353,7 +367,19 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
         The first call initialises the model (and, with ``loss="auto"``,
         chooses the loss from this X); later calls continue the weights and
-        the optimizer state. ``early_stopping`` is ignored.
+        the optimizer state, following the current solver settings
+        (``learning_rate_init``, ``beta_1``...; a new ``solver`` starts a
+        fresh optimizer state). Structural parameters cannot change between
+        calls (see :meth:`fit`). ``early_stopping`` is ignored.
+
+        A model saved (pickled) after :meth:`fit` leaves out the optimizer
+        state (the Adam moments or SGD velocities, together twice the size of
+        the weights): it is about the size of its weights, and
+        ``partial_fit`` after loading it continues the weights, ``n_iter_``,
+        ``t_`` and the random stream with a fresh optimizer state. A model
+        saved after ``partial_fit`` keeps it, so that streaming training
+        that pickles the model between calls continues it. Like
+        :meth:`fit`, ``partial_fit`` is all or nothing.
 
         Parameters
         ----------
@@ -368,13 +394,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self : object
             The fitted estimator.
         """
-        first_call = not hasattr(self, "components_")
-        X = self._validate_training_data(X, reset=first_call)
-        value_range = data_range(X)  # one pass over X, used twice
-        if first_call:
-            self._initialize(X, value_range)
-        self._check_data_range(value_range)
-        self._train(X, incremental=True)
+        with transaction(self):
+            self._fit(X, incremental=True)
         return self
 
     def transform(self, X):
@@ -481,15 +502,61 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
+    def __getstate__(self):
+        return pickled_state(super().__getstate__())
+
+    def __setstate__(self, state):
+        super().__setstate__(unpickled_state(state))
+
     # ------------------------------------------------------------------
     # Validation and initialisation
     # ------------------------------------------------------------------
-    def _validate_training_data(self, X, reset):
-        X = validate_data(self, X, accept_sparse=["csr", "csc"],
-                          dtype=[np.float64, np.float32], order="C",
-                          reset=reset)
-        if sp.issparse(X):
-            X = X.tocsr()
+    def _fit(self, X, incremental, tag=None):
+        """Body of fit / partial_fit, run inside a ``transaction``.
+
+        Everything is validated (parameters, data, structure, data range)
+        before the model is initialised or trained.
+        """
+        self._check_noise_params()
+        fitted = hasattr(self, "components_")
+        warm = fitted and (incremental or self.warm_start)
+        X = self._validate_training_data(X, reset=not warm)
+        value_range = data_range(X)  # one pass over X, used twice
+        if not np.isfinite(value_range).all():
+            # Only with sklearn.set_config(assume_finite=True), which skips
+            # validate_data's check: it would look like divergence.
+            raise ValueError(
+                "Input X contains NaN or infinity (the check was skipped by "
+                "sklearn.set_config(assume_finite=True)). Remove or impute "
+                "these values first.")
+        if warm:
+            check_structure(self, self._structure_now(),
+                            how=("fit a new estimator" if incremental else
+                                 "set warm_start=False"))
+            loss = self.loss_
+        else:
+            loss = self._resolve_loss(value_range)
+        self._check_data_range(value_range, loss)
+        if not warm:
+            self._initialize(X, loss)
+        self._track_data_range(value_range)
+        self._train(X, incremental, tag)
+
+    def _structure_now(self):
+        """What the current parameters would build (see ``check_structure``).
+
+        Untying (``tied_weights`` True to False) is honoured by copying the
+        weights, so only tying untied weights counts as a change.
+        """
+        fitted_tied = getattr(self, "_structure", {}).get("tied_weights",
+                                                           True)
+        loss = self.loss_ if self.loss == "auto" else self.loss
+        return {"n_components": self.n_components,
+                "activation": self.activation,
+                "loss": loss,
+                "tied_weights": self.tied_weights or fitted_tied}
+
+    def _check_noise_params(self):
         if self.corruption != "gaussian" and self.corruption_level >= 1:
             raise ValueError(
                 f"corruption_level={self.corruption_level} corrupts every "
@@ -509,16 +576,28 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 "component weight 0: nothing would be learned. Raise "
                 "corruption_level or uncorrupted_weight."
             )
+
+    def _validate_training_data(self, X, reset):
+        X = validate_data(self, X, accept_sparse=["csr", "csc"],
+                          dtype=[np.float64, np.float32], order="C",
+                          reset=reset)
+        if sp.issparse(X):
+            X = X.tocsr()
         if not reset and X.dtype != self.components_.dtype:
             # Continue training in the dtype the weights were created in.
             X = X.astype(self.components_.dtype)
         return X
 
-    def _check_data_range(self, value_range):
-        """Reject X outside [0, 1] for the cross-entropy; track its extremes."""
+    def _resolve_loss(self, value_range):
+        if self.loss != "auto":
+            return self.loss
         low, high = value_range
-        in_unit_range = low >= 0 and high <= 1
-        if self.loss_ == "cross_entropy" and not in_unit_range:
+        return "cross_entropy" if low >= 0 and high <= 1 else "squared_error"
+
+    def _check_data_range(self, value_range, loss):
+        """Reject X outside [0, 1] for the cross-entropy."""
+        low, high = value_range
+        if loss == "cross_entropy" and not (low >= 0 and high <= 1):
             how = ("loss='cross_entropy' was given"
                    if self.loss == "cross_entropy"
                    else "the first partial_fit / fit chose loss_='cross_entropy'")
@@ -528,22 +607,21 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 "sklearn.preprocessing.MinMaxScaler) or use "
                 "loss='squared_error'."
             )
+
+    def _track_data_range(self, value_range):
         # Salt and pepper noise uses the extremes of all data trained on.
+        low, high = value_range
         old_low, old_high = getattr(self, "_data_low_high", (low, high))
         self._data_low_high = (min(low, old_low), max(high, old_high))
 
-    def _initialize(self, X, value_range):
+    def _initialize(self, X, loss):
         n_features = X.shape[1]
         dtype = X.dtype
         # Kept for partial_fit: later calls continue the same random stream.
         self._random_state = rng = check_random_state(self.random_state)
-        if self.loss == "auto":
-            low, high = value_range
-            self.loss_ = ("cross_entropy" if low >= 0 and high <= 1
-                          else "squared_error")
-        else:
-            self.loss_ = self.loss
-        self.__dict__.pop("_data_low_high", None)
+        self.loss_ = loss
+        for name in ("_data_low_high", "_validation_seed"):
+            self.__dict__.pop(name, None)
         # Glorot & Bengio (2010) uniform initialisation; 4x wider for the
         # sigmoid, as in the Theano deep learning tutorials.
         bound = np.sqrt(6.0 / (n_features + self.n_components))
@@ -558,14 +636,12 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                                                    shape).astype(dtype)
         self.intercept_hidden_ = np.zeros(self.n_components, dtype=dtype)
         self.intercept_visible_ = np.zeros(n_features, dtype=dtype)
-        self.n_iter_ = 0
-        self.t_ = 0
-        self.loss_curve_ = []
-        self.best_loss_ = np.inf
-        self.validation_scores_ = None
-        self.best_validation_score_ = None
-        self._no_improvement_count = 0
-        self.__dict__.pop("_optimizer", None)
+        reset_training_state(self)
+        self.__dict__.pop("_optimizer_state", None)
+        record_structure(self, {"n_components": self.n_components,
+                                "activation": self.activation,
+                                "loss": loss,
+                                "tied_weights": self.tied_weights})
 
     def _params(self):
         """Trainable arrays, their L2 flags, and how gradients map to them."""
@@ -576,107 +652,56 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                  self.intercept_hidden_, self.intercept_visible_],
                 [True, True, False, False])
 
-    def _make_optimizer(self, params):
-        if self.solver == "adam":
-            return AdamOptimizer(params, self.learning_rate_init, self.beta_1,
-                                 self.beta_2, self.epsilon)
-        return SGDOptimizer(params, self.learning_rate_init, self.momentum,
-                            self.nesterovs_momentum)
-
     # ------------------------------------------------------------------
     # Training
     # ------------------------------------------------------------------
-    def _train(self, X, incremental):
+    def _train(self, X, incremental, tag=None):
         """Run ``max_iter`` epochs (fit) or one epoch (partial_fit)."""
-        # Tied weights share one array; a warm start may switch either way.
+        # Tied weights share one array (also after a joblib.load, which
+        # does not keep the sharing); a warm start may untie them.
         if self.tied_weights:
             self.decoder_components_ = self.components_
         elif self.decoder_components_ is self.components_:
             self.decoder_components_ = self.components_.copy()
-            self.__dict__.pop("_optimizer", None)
+        self._structure = {**getattr(self, "_structure", {}),
+                           "tied_weights": self.tied_weights}
         params, l2_flags = self._params()
-        if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = self._make_optimizer(params)
+        self._optimizer = make_optimizer(
+            self, params,
+            self.__dict__.get("_optimizer_state") if incremental else None)
 
-        rng = self._random_state
         indices = np.arange(X.shape[0])
-        early_stopping = self.early_stopping and not incremental
-        if early_stopping:
-            indices, val_indices = train_test_split(
-                indices, test_size=self.validation_fraction, random_state=rng)
-            if val_indices.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase "
-                    "'validation_fraction' or the size of your dataset.")
-            if self.validation_scores_ is None:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-        n_train = indices.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n_train)
-        else:
-            batch_size = min(self.batch_size, n_train)
-        self._best_params = None
+        validation_score = None
+        if self.early_stopping and not incremental:
+            indices, val_indices = validation_split(self, indices)
+
+            def validation_score():
+                return -float(np.mean(self._reconstruction_losses(
+                    X, val_indices)))
+
+        batch_size = batch_size_for(self, indices.shape[0])
         corruption = "none" if self.corruption_level == 0 else self.corruption
         noise = (K.CORRUPTION_CODES[corruption], float(self.corruption_level),
                  float(self.uncorrupted_weight), *self._data_low_high)
 
-        n_epochs = 1 if incremental else self.max_iter
-        converged = False
         # Overflow is not warned about: divergence is detected and reported.
         with BlockRunner(available_threads()) as runner, np.errstate(
                 over="ignore", invalid="ignore"):
             workspace = Workspace(batch_size, X.shape[1], self.n_components,
                                    X.dtype, K.ACTIVATION_CODES[self.activation],
                                    K.LOSS_CODES[self.loss_], runner)
-            for _ in range(n_epochs):
-                start = time.perf_counter()
-                snapshot = [p.copy() for p in params]
-                order = rng.permutation(indices) if self.shuffle else indices
-                batches = list(gen_batches(n_train, batch_size))
-                seeds = rng.randint(0, np.iinfo(np.int64).max, size=len(batches),
-                                    dtype=np.int64)
-                total = 0.0
-                for batch, seed in zip(batches, seeds):
-                    total += self._train_batch(X, order[batch], seed, noise,
-                                               workspace, params, l2_flags)
-                    if not np.isfinite(total):
-                        break
-                restore_if_diverged(self, total, params, snapshot)
-                penalty = l2_penalty(
-                    self.alpha, [p for p, flag in zip(params, l2_flags) if flag],
-                    len(batches), n_train)
-                epoch_loss = total / n_train + penalty
-                self.n_iter_ += 1
-                self.t_ += n_train
-                self.loss_curve_.append(epoch_loss)
-                message = (f"[{type(self).__name__}] Iteration {self.n_iter_}, "
-                           f"loss = {epoch_loss:.4f}")
-                if early_stopping:
-                    score = -float(np.mean(self._reconstruction_losses(
-                        X, val_indices)))
-                    self.validation_scores_.append(score)
-                    message += f", validation loss = {-score:.4f}"
-                if self.verbose:
-                    elapsed = time.perf_counter() - start
-                    print(f"{message}, time = {elapsed:.2f}s")
-                    sys.stdout.flush()
-                if update_no_improvement(self, early_stopping, params):
-                    converged = True
-                    break
 
-        if early_stopping and self._best_params is not None:
-            for p, best in zip(params, self._best_params):
-                p[...] = best
-        self._best_params = None
-        if not incremental and not converged:
-            warnings.warn(
-                f"{type(self).__name__}: max_iter={self.max_iter} epochs "
-                "ended before the loss converged (no improvement of tol="
-                f"{self.tol} for n_iter_no_change={self.n_iter_no_change} "
-                "epochs). Increase max_iter, or tol.",
-                ConvergenceWarning,
-            )
+            def step(rows, seed):
+                return self._train_batch(X, rows, seed, noise, workspace,
+                                         params, l2_flags)
+
+            run_epochs(self, step, params, l2_flags, indices,
+                       n_epochs=1 if incremental else self.max_iter,
+                       batch_size=batch_size,
+                       validation_score=validation_score, tag=tag,
+                       warn=not incremental)
+        keep_optimizer_state(self, self.__dict__.pop("_optimizer"),
+                             incremental)
 
     def _train_batch(self, X, rows, seed, noise, ws, params, l2_flags):
         """One gradient step on the rows ``rows`` of X; returns the loss sum.

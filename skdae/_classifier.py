@@ -1,6 +1,5 @@
 """The stacked denoising autoencoder fine-tuned as a classifier (SdA)."""
 
-import sys
 import time
 import warnings
 from numbers import Integral, Real
@@ -9,8 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
@@ -20,16 +18,27 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels as K
 from ._backprop import Workspace, forward_backward, predict_output
-from ._base import (
-    SOLVER_PARAMETER_CONSTRAINTS,
-    l2_penalty,
-    restore_if_diverged,
-    update_no_improvement,
-)
-from ._optimizers import AdamOptimizer, SGDOptimizer
+from ._base import SOLVER_PARAMETER_CONSTRAINTS
+from ._optimizers import make_optimizer
 from ._parallel import BlockRunner, available_threads
 from ._repr import DocumentationLinkMixin
-from ._stacked import StackedDenoisingAutoencoder
+from ._stacked import (
+    StackedDenoisingAutoencoder,
+    _check_hidden_layer_sizes,
+    _per_layer,
+)
+from ._training import (
+    batch_size_for,
+    check_structure,
+    keep_optimizer_state,
+    pickled_state,
+    record_structure,
+    reset_training_state,
+    run_epochs,
+    transaction,
+    unpickled_state,
+    validation_split,
+)
 
 # Parameters passed unchanged to the StackedDenoisingAutoencoder of pretraining.
 _STACK_PARAMS = ("hidden_layer_sizes", "corruption", "corruption_level",
@@ -137,7 +146,10 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
         results. See :term:`Glossary <random_state>`.
 
     verbose : int, default=0
-        Whether to print progress: a line per pretrained layer and per epoch.
+        Progress output: a line per pretrained layer and per epoch of each
+        phase (``epoch k/max_iter``, the loss, elapsed and an estimate of
+        the remaining time); 2 also prints progress inside epochs that take
+        longer than two seconds.
 
     warm_start : bool, default=False
         Whether :meth:`fit` continues fine-tuning from the weights of the
@@ -339,6 +351,16 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
     def fit(self, X, y):
         """Pretrain the hidden layers, then fine-tune the whole network.
 
+        ``fit`` is all or nothing: if it raises (invalid data or parameters,
+        divergence) or is interrupted (``KeyboardInterrupt``), in pretraining
+        or fine-tuning, the estimator is left exactly as it was before the
+        call (``classes_`` included), unfitted if it was.
+
+        With ``warm_start=True`` on a fitted model, fine-tuning continues
+        from the current weights (no new pretraining, a fresh optimizer state,
+        the same validation split); ``hidden_layer_sizes`` and ``activation``
+        cannot change and raise a ``ValueError``.
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
@@ -352,29 +374,8 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
         self : object
             The fitted estimator.
         """
-        warm = self.warm_start and hasattr(self, "coefs_")
-        X, y = self._validate_training_data(X, y, reset=not warm)
-        if warm:
-            y_codes = self._encode_labels(y)
-        else:
-            self.classes_, y_codes = np.unique(y, return_inverse=True)
-            self._check_n_classes()
-        self._random_state = check_random_state(self.random_state)
-        indices = np.arange(X.shape[0])
-        val_indices = None
-        if self.early_stopping:
-            can_stratify = _can_stratify(y_codes, self.validation_fraction)
-            stratify = y_codes if can_stratify else None
-            indices, val_indices = train_test_split(
-                indices, test_size=self.validation_fraction,
-                random_state=self._random_state, stratify=stratify)
-            if val_indices.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase "
-                    "'validation_fraction' or the size of your dataset.")
-        if not warm:
-            self._initialize(X, indices)
-        self._finetune(X, y_codes, indices, val_indices, incremental=False)
+        with transaction(self):
+            self._fit(X, y)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -384,9 +385,17 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
         The first call needs ``classes``; it initialises the network (with
         ``pretrain=True``, by a full greedy pretraining on this X) before its
         fine-tuning epoch. Later calls continue the weights and the optimizer
-        state, with the current ``learning_rate_init`` (a learning-rate
-        schedule can be set with :meth:`set_params` between calls).
-        ``early_stopping`` is ignored.
+        state, following the current solver settings (a learning-rate
+        schedule can be set with :meth:`set_params` between calls; a new
+        ``solver`` starts a fresh optimizer state). ``hidden_layer_sizes`` and
+        ``activation`` cannot change. ``early_stopping`` is ignored.
+
+        A model saved (pickled) after :meth:`fit` leaves out the optimizer
+        state (the Adam moments or SGD velocities): it is about the size of
+        its weights, and ``partial_fit`` after loading it continues the
+        weights, ``n_iter_``, ``t_`` and the random stream with a fresh
+        optimizer state. A model saved after ``partial_fit`` keeps it. Like
+        :meth:`fit`, ``partial_fit`` is all or nothing.
 
         Parameters
         ----------
@@ -405,16 +414,8 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
         self : object
             The fitted estimator.
         """
-        first_call = _check_partial_fit_first_call(self, classes)
-        X, y = self._validate_training_data(X, y, reset=first_call)
-        if first_call:
-            self._check_n_classes()
-        y_codes = self._encode_labels(y)
-        if first_call:
-            self._random_state = check_random_state(self.random_state)
-            self._initialize(X, np.arange(X.shape[0]))
-        self._finetune(X, y_codes, np.arange(X.shape[0]), None,
-                       incremental=True)
+        with transaction(self):
+            self._partial_fit(X, y, classes)
         return self
 
     def predict(self, X):
@@ -484,9 +485,62 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
         tags.input_tags.sparse = True
         return tags
 
+    def __getstate__(self):
+        return pickled_state(super().__getstate__())
+
+    def __setstate__(self, state):
+        super().__setstate__(unpickled_state(state))
+
     # ------------------------------------------------------------------
     # Validation and initialisation
     # ------------------------------------------------------------------
+    def _fit(self, X, y):
+        """Body of fit, inside a ``transaction``: validate, then train."""
+        warm = self.warm_start and hasattr(self, "coefs_")
+        X, y = self._validate_training_data(X, y, reset=not warm)
+        if warm:
+            check_structure(self, self._structure_now(),
+                            how="set warm_start=False")
+            y_codes = self._encode_labels(y)
+        else:
+            classes, y_codes = np.unique(y, return_inverse=True)
+            self._check_n_classes(classes)
+            self._structure_now()  # validates the per-layer settings
+            self.classes_ = classes
+            self.__dict__.pop("_validation_seed", None)
+        self._random_state = check_random_state(self.random_state)
+        indices = np.arange(X.shape[0])
+        val_indices = None
+        if self.early_stopping:
+            can_stratify = _can_stratify(y_codes, self.validation_fraction)
+            indices, val_indices = validation_split(
+                self, indices, y_codes if can_stratify else None)
+        if not warm:
+            self._initialize(X, indices)
+        self._finetune(X, y_codes, indices, val_indices, incremental=False)
+
+    def _partial_fit(self, X, y, classes):
+        """Body of partial_fit, inside a ``transaction``."""
+        first_call = _check_partial_fit_first_call(self, classes)
+        X, y = self._validate_training_data(X, y, reset=first_call)
+        if first_call:
+            self._check_n_classes(self.classes_)
+        else:
+            check_structure(self, self._structure_now(),
+                            how="fit a new estimator")
+        y_codes = self._encode_labels(y)
+        if first_call:
+            self._random_state = check_random_state(self.random_state)
+            self._initialize(X, np.arange(X.shape[0]))
+        self._finetune(X, y_codes, np.arange(X.shape[0]), None,
+                       incremental=True)
+
+    def _structure_now(self):
+        """What the current parameters would build (see ``check_structure``)."""
+        sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+        return {"hidden_layer_sizes": sizes,
+                "activation": _per_layer(self, "activation", len(sizes))}
+
     def _validate_training_data(self, X, y, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"],
                              dtype=[np.float64, np.float32], reset=reset)
@@ -498,11 +552,11 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
             X = X.astype(self.coefs_[0].dtype)
         return X, y
 
-    def _check_n_classes(self):
-        if self.classes_.shape[0] < 2:
+    def _check_n_classes(self, classes):
+        if classes.shape[0] < 2:
             raise ValueError(
                 f"{type(self).__name__} needs samples of at least 2 classes, "
-                f"but y has only 1 class: {self.classes_[0]!r}. Pass data "
+                f"but y has only 1 class: {classes[0]!r}. Pass data "
                 "from two or more classes."
             )
 
@@ -575,14 +629,9 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
         self.coefs_.append(rng.uniform(-bound, bound, (fan_in, n_classes))
                            .astype(dtype))
         self.intercepts_.append(np.zeros(n_classes, dtype=dtype))
-        self.n_iter_ = 0
-        self.t_ = 0
-        self.loss_curve_ = []
-        self.best_loss_ = np.inf
-        self.validation_scores_ = None
-        self.best_validation_score_ = None
-        self._no_improvement_count = 0
-        self.__dict__.pop("_optimizer", None)
+        reset_training_state(self)
+        self.__dict__.pop("_optimizer_state", None)
+        record_structure(self, self._structure_now())
 
     def _params(self):
         params = []
@@ -590,37 +639,23 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
             params += [W, b]
         return params, [True, False] * len(self.coefs_)
 
-    def _make_optimizer(self, params):
-        if self.solver == "adam":
-            return AdamOptimizer(params, self.learning_rate_init, self.beta_1,
-                                 self.beta_2, self.epsilon)
-        return SGDOptimizer(params, self.learning_rate_init, self.momentum,
-                            self.nesterovs_momentum)
-
     # ------------------------------------------------------------------
     # Fine-tuning
     # ------------------------------------------------------------------
     def _finetune(self, X, y, indices, val_indices, incremental):
         """Run ``max_iter`` epochs (fit) or one epoch (partial_fit)."""
         params, l2_flags = self._params()
-        if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = self._make_optimizer(params)
-        else:
-            # partial_fit follows the current learning_rate_init, so that a
-            # schedule can be driven with set_params between calls.
-            self._optimizer.learning_rate_init = self.learning_rate_init
-            self._optimizer.learning_rate = float(self.learning_rate_init)
-        early_stopping = val_indices is not None
-        if early_stopping and self.validation_scores_ is None:
-            self.validation_scores_ = []
-            self.best_validation_score_ = -np.inf
-        n_train = indices.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n_train)
-        else:
-            batch_size = min(self.batch_size, n_train)
-        self._best_params = None
-        n_epochs = 1 if incremental else self.max_iter
+        optimizer = make_optimizer(
+            self, params,
+            self.__dict__.get("_optimizer_state") if incremental else None)
+        validation_score = None
+        if val_indices is not None:
+            def validation_score():
+                predicted = np.argmax(self._output(X[val_indices], log=True),
+                                      axis=1)
+                return float(np.mean(predicted == y[val_indices]))
+
+        batch_size = batch_size_for(self, indices.shape[0])
         # Blocks on single-threaded BLAS (``_parallel``): the same result for
         # any number of threads. Overflow is not warned about: divergence is
         # detected (non-finite loss or weights) and reported as an error.
@@ -628,66 +663,23 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
                 over="ignore", invalid="ignore"):
             ws = Workspace(batch_size, X.shape[1], self.coefs_, X.dtype,
                             dense_input=not sp.issparse(X), runner=runner)
-            converged = self._run_epochs(X, y, indices, val_indices,
-                                         n_epochs, batch_size, ws, params,
-                                         l2_flags)
-        if early_stopping and self._best_params is not None:
-            for p, best in zip(params, self._best_params):
-                p[...] = best
-        self._best_params = None
-        if not incremental and not converged:
-            warnings.warn(
-                f"{type(self).__name__}: max_iter={self.max_iter} fine-tuning "
-                "epochs ended before the optimisation converged (no "
-                f"improvement of tol={self.tol} for n_iter_no_change="
-                f"{self.n_iter_no_change} epochs). Increase max_iter, or tol.",
-                ConvergenceWarning,
-            )
+            grads = [(g,) for pair in zip(ws.grad_coefs, ws.grad_intercepts)
+                     for g in pair]
 
-    def _run_epochs(self, X, y, indices, val_indices, n_epochs, batch_size,
-                    ws, params, l2_flags):
-        """The epochs of :meth:`_finetune`; returns whether training converged."""
-        rng = self._random_state
-        early_stopping = val_indices is not None
-        n_train = indices.shape[0]
-        grads = [(g,) for pair in zip(ws.grad_coefs, ws.grad_intercepts)
-                 for g in pair]
-        for _ in range(n_epochs):
-            start = time.perf_counter()
-            snapshot = [p.copy() for p in params]
-            order = rng.permutation(indices) if self.shuffle else indices
-            total = 0.0
-            n_batches = 0
-            for batch in gen_batches(n_train, batch_size):
-                rows = order[batch]
-                total += self._forward_backward(X, rows, y[rows], ws)
-                self._optimizer.update_params(params, grads, rows.shape[0],
-                                              l2_flags, self.alpha)
-                n_batches += 1
-                if not np.isfinite(total):
-                    break
-            restore_if_diverged(self, total, params, snapshot,
-                                phase="Fine-tuning")
-            penalty = l2_penalty(self.alpha, self.coefs_, n_batches, n_train)
-            self.loss_ = total / n_train + penalty
-            self.n_iter_ += 1
-            self.t_ += n_train
-            self.loss_curve_.append(self.loss_)
-            message = (f"[{type(self).__name__}] Iteration {self.n_iter_}, "
-                       f"loss = {self.loss_:.4f}")
-            if early_stopping:
-                predicted = np.argmax(self._output(X[val_indices], log=True),
-                                      axis=1)
-                score = float(np.mean(predicted == y[val_indices]))
-                self.validation_scores_.append(score)
-                message += f", validation score = {score:.4f}"
-            if self.verbose:
-                elapsed = time.perf_counter() - start
-                print(f"{message}, time = {elapsed:.2f}s")
-                sys.stdout.flush()
-            if update_no_improvement(self, early_stopping, params):
-                return True
-        return False
+            def step(rows, seed):
+                loss_sum = self._forward_backward(X, rows, y[rows], ws)
+                optimizer.update_params(params, grads, rows.shape[0],
+                                        l2_flags, self.alpha)
+                return loss_sum
+
+            run_epochs(self, step, params, l2_flags, indices,
+                       n_epochs=1 if incremental else self.max_iter,
+                       batch_size=batch_size, seeded=False,
+                       validation_score=validation_score,
+                       tag=f"{type(self).__name__} fine-tuning",
+                       warn=not incremental)
+        self.loss_ = self.loss_curve_[-1]
+        keep_optimizer_state(self, optimizer, incremental)
 
     def _forward_backward(self, X, rows, y, ws):
         """Loss and gradients of one minibatch; see ``_backprop``."""

@@ -47,6 +47,159 @@ _ZERO, _HALF, _ONE = np.float32(0.0), np.float32(0.5), np.float32(1.0)
 
 
 # --------------------------------------------------------------------------
+# Shape checks: every kernel that writes (or reads) through indices is called
+# through a cheap Python-side check of the shapes it is given, so that no
+# caller can make it write out of bounds (Numba does no bounds checking).
+# --------------------------------------------------------------------------
+def _fail(kernel, message):
+    raise ValueError(f"skdae._kernels.{kernel}: {message}")
+
+
+@_jit
+def _rows_in_range(rows, n_rows, n_available):
+    for i in range(n_rows):
+        if rows[i] < 0 or rows[i] >= n_available:
+            return False
+    return True
+
+
+@_jit
+def _csr_in_range(indices, indptr, n_columns, n_entries):
+    if indptr[0] < 0 or indptr[-1] > n_entries:
+        return False
+    for i in range(indptr.shape[0] - 1):
+        if indptr[i + 1] < indptr[i]:
+            return False
+    for p in range(indptr[0], indptr[-1]):
+        if indices[p] < 0 or indices[p] >= n_columns:
+            return False
+    return True
+
+
+def _check_rows(kernel, rows, n_rows, n_available):
+    # Index ranges are scanned by a compiled loop: a NumPy min / max would
+    # cost more than the kernel on small minibatches.
+    if rows.ndim != 1 or rows.shape[0] < n_rows:
+        _fail(kernel, f"needs at least {n_rows} row indices, got shape "
+              f"{rows.shape}")
+    if not _rows_in_range(rows, n_rows, n_available):
+        _fail(kernel, f"row indices out of range [0, {n_available})")
+
+
+def _check_csr(kernel, data, indices, indptr, n_columns):
+    if indptr.ndim != 1 or indptr.shape[0] < 1:
+        _fail(kernel, "indptr must be a non-empty 1-d array")
+    if not _csr_in_range(indices, indptr, n_columns,
+                         min(data.shape[0], indices.shape[0])):
+        _fail(kernel, "indptr does not index into data / indices, or column "
+              f"indices are out of range [0, {n_columns})")
+
+
+def _check_shape(kernel, name, array, shape):
+    if array.shape != tuple(shape):
+        _fail(kernel, f"{name} has shape {array.shape}, expected "
+              f"{tuple(shape)}")
+
+
+def _guarded(check):
+    """Call the jitted kernel below only after ``check(*args)`` passed."""
+    def decorate(kernel):
+        def guarded(*args):
+            check(*args)
+            return kernel(*args)
+
+        guarded.__name__ = guarded.__qualname__ = kernel.__name__
+        guarded.__doc__ = kernel.__doc__
+        guarded.kernel = kernel
+        return guarded
+    return decorate
+
+
+def _check_gather_corrupt(X, rows, out, *_):
+    n = rows.shape[0]
+    if out.ndim != 2 or out.shape[0] < n or out.shape[1] != X.shape[1]:
+        _fail("gather_corrupt", f"out has shape {out.shape}, needs at least "
+              f"{n} rows of {X.shape[1]} columns")
+    _check_rows("gather_corrupt", rows, n, X.shape[0])
+
+
+def _check_mask_csr_data(data, indices, indptr, n_features, out, *_):
+    _check_csr("mask_csr_data", data, indices, indptr, n_features)
+    if out.shape[0] < indptr[-1]:
+        _fail("mask_csr_data", f"out has {out.shape[0]} entries, needs "
+              f"{indptr[-1]}")
+
+
+def _check_csr_matmul_t(data, indices, indptr, W, out):
+    _check_csr("csr_matmul_t", data, indices, indptr, W.shape[1])
+    n_rows = indptr.shape[0] - 1
+    if out.ndim != 2 or out.shape[0] < n_rows or out.shape[1] != W.shape[0]:
+        _fail("csr_matmul_t", f"out has shape {out.shape}, needs at least "
+              f"{n_rows} rows of W.shape[0]={W.shape[0]} columns")
+
+
+def _check_csr_t_matmul_add(data, indices, indptr, D, G):
+    _check_csr("csr_t_matmul_add", data, indices, indptr, G.shape[1])
+    n_rows = indptr.shape[0] - 1
+    if D.ndim != 2 or D.shape[0] < n_rows or D.shape[1] != G.shape[0]:
+        _fail("csr_t_matmul_add", f"D has shape {D.shape}, needs at least "
+              f"{n_rows} rows of G.shape[0]={G.shape[0]} columns")
+
+
+def _check_bias(kernel, A, bias):
+    if A.ndim != 2 or bias.shape != (A.shape[1],):
+        _fail(kernel, f"bias has shape {bias.shape}, expected "
+              f"({A.shape[1] if A.ndim == 2 else '?'},)")
+
+
+def _check_bias_activate(A, bias, kind):
+    _check_bias("bias_activate", A, bias)
+
+
+def _check_bias_output(A, bias, loss):
+    _check_bias("bias_output", A, bias)
+
+
+def _check_hidden_delta(dH, H, kind, grad_bias):
+    if H.shape != dH.shape or grad_bias.shape != dH.shape[1:]:
+        _fail("hidden_delta", f"H and grad_bias have shapes {H.shape}, "
+              f"{grad_bias.shape}; dH has {dH.shape}")
+
+
+def _check_output_delta(A, bias, X, rows, seed, first_row, kind, level,
+                        uncorrupted_weight, loss, grad_bias):
+    _check_bias("output_delta", A, bias)
+    _check_shape("output_delta", "grad_bias", grad_bias, bias.shape)
+    if X.ndim != 2 or X.shape[1] != A.shape[1]:
+        _fail("output_delta", f"X has shape {X.shape}, needs "
+              f"{A.shape[1]} columns")
+    _check_rows("output_delta", rows, A.shape[0], X.shape[0])
+
+
+def _check_row_losses(A, bias, X, loss, out):
+    _check_bias("row_losses", A, bias)
+    _check_shape("row_losses", "X", X, A.shape)
+    if out.ndim != 1 or out.shape[0] < A.shape[0]:
+        _fail("row_losses", f"out has shape {out.shape}, needs "
+              f"{A.shape[0]} entries")
+
+
+def _check_adam_update(param, grad, grad2, use_grad2, m, v, *_):
+    shape = param.shape
+    if not (grad.shape == grad2.shape == m.shape == v.shape == shape):
+        _fail("adam_update", f"grad, grad2, m and v have shapes {grad.shape}, "
+              f"{grad2.shape}, {m.shape}, {v.shape}; param has {shape}")
+
+
+def _check_sgd_update(param, grad, grad2, use_grad2, velocity, *_):
+    shape = param.shape
+    if not (grad.shape == grad2.shape == velocity.shape == shape):
+        _fail("sgd_update", f"grad, grad2 and velocity have shapes "
+              f"{grad.shape}, {grad2.shape}, {velocity.shape}; param has "
+              f"{shape}")
+
+
+# --------------------------------------------------------------------------
 # Counter-based random numbers (splitmix64 finaliser)
 # --------------------------------------------------------------------------
 @_inline
@@ -85,6 +238,7 @@ def uniform_block(seed, n_rows, n_cols):
 # --------------------------------------------------------------------------
 # Corruption
 # --------------------------------------------------------------------------
+@_guarded(_check_gather_corrupt)
 @_jit
 def gather_corrupt(X, rows, out, seed, first_row, kind, level, low, high):
     """Write the corrupted rows ``X[rows]`` into ``out[:len(rows)]``.
@@ -119,6 +273,7 @@ def gather_corrupt(X, rows, out, seed, first_row, kind, level, low, high):
                     out[i, j] = X[r, j]
 
 
+@_guarded(_check_mask_csr_data)
 @_jit
 def mask_csr_data(data, indices, indptr, n_features, out, seed, level):
     """Masking noise on a CSR minibatch: zero stored entries, keep the pattern.
@@ -137,6 +292,7 @@ def mask_csr_data(data, indices, indptr, n_features, out, seed, level):
 # --------------------------------------------------------------------------
 # Sparse (CSR) products with dense weights
 # --------------------------------------------------------------------------
+@_guarded(_check_csr_matmul_t)
 @_jit
 def csr_matmul_t(data, indices, indptr, W, out):
     """``out = S @ W.T`` for the CSR matrix ``S = (data, indices, indptr)``.
@@ -174,6 +330,7 @@ def csr_matmul_t(data, indices, indptr, W, out):
             k += 1
 
 
+@_guarded(_check_csr_t_matmul_add)
 @_jit
 def csr_t_matmul_add(data, indices, indptr, D, G):
     """In place: ``G += D.T @ S`` for the CSR matrix ``S = (data, indices, indptr)``.
@@ -238,6 +395,7 @@ def _derivative(h, kind):
     return _ONE
 
 
+@_guarded(_check_bias_activate)
 @_jit
 def bias_activate(A, bias, kind):
     """In place: ``A[i, j] = activation(A[i, j] + bias[j])``."""
@@ -257,6 +415,7 @@ def bias_activate(A, bias, kind):
                 A[i, j] = A[i, j] + bias[j]
 
 
+@_guarded(_check_hidden_delta)
 @_jit
 def hidden_delta(dH, H, kind, grad_bias):
     """In place: ``dH *= activation'(H)``; ``grad_bias`` gets its column sums."""
@@ -305,6 +464,7 @@ def _elementwise_loss(a, x, loss):
     return _HALF * d * d
 
 
+@_guarded(_check_output_delta)
 @_jit
 def output_delta(A, bias, X, rows, seed, first_row, kind, level,
                  uncorrupted_weight, loss, grad_bias):
@@ -369,6 +529,7 @@ def output_delta(A, bias, X, rows, seed, first_row, kind, level,
     return total
 
 
+@_guarded(_check_row_losses)
 @_jit
 def row_losses(A, bias, X, loss, out):
     """``out[i]`` = loss of row ``i`` of ``X`` given decoder products ``A``."""
@@ -379,6 +540,7 @@ def row_losses(A, bias, X, loss, out):
         out[i] = buf.sum()
 
 
+@_guarded(_check_bias_output)
 @_jit
 def bias_output(A, bias, loss):
     """In place: decoder output ``z = output(A + bias)``."""
@@ -394,6 +556,7 @@ def bias_output(A, bias, loss):
 # --------------------------------------------------------------------------
 # Optimizer updates (parameters and state are 2-D; biases as (1, n) views)
 # --------------------------------------------------------------------------
+@_guarded(_check_adam_update)
 @_jit
 def adam_update(param, grad, grad2, use_grad2, m, v, scale, l2, step, beta_1,
                 beta_2, epsilon):
@@ -418,6 +581,7 @@ def adam_update(param, grad, grad2, use_grad2, m, v, scale, l2, step, beta_1,
             param[i, j] -= step * mi / (np.sqrt(vi) + epsilon)
 
 
+@_guarded(_check_sgd_update)
 @_jit
 def sgd_update(param, grad, grad2, use_grad2, velocity, scale, l2,
                learning_rate, momentum, nesterov):

@@ -126,8 +126,15 @@ class Workspace:
 
 
 def data_range(X):
-    """Minimum and maximum of X, counting the implicit zeros of sparse X."""
+    """Minimum and maximum of X, counting the implicit zeros of sparse X.
+
+    Duplicate entries of a sparse X count as their sum, the value they
+    stand for (two stored 0.6 at one position are 1.2).
+    """
     if sp.issparse(X):
+        if not X.has_canonical_format:
+            X = X.copy()
+            X.sum_duplicates()
         data = X.data
         low = float(data.min()) if data.size else 0.0
         high = float(data.max()) if data.size else 0.0

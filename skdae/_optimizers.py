@@ -5,8 +5,10 @@ parameter names and update rules) but apply each update with one fused Numba
 pass (``_kernels.adam_update`` / ``_kernels.sgd_update``) that also adds the
 L2 penalty and, for tied weights, sums the encoder and decoder gradients.
 
-Parameters and gradients are passed at every call and never stored, so an
-optimizer pickles as a few arrays and a step counter.
+Parameters and gradients are passed at every call and never stored. An
+estimator keeps no optimizer object between calls, only its state as a plain
+dict (``optimizer.state``: the solver name, the step counter and the moment or
+velocity arrays), from which :func:`make_optimizer` continues.
 """
 
 import numpy as np
@@ -65,6 +67,35 @@ class _BaseOptimizer:
                      rows)
 
 
+def make_optimizer(estimator, params, state=None):
+    """An optimizer for ``params`` with the estimator's current settings.
+
+    ``solver``, ``learning_rate_init``, ``beta_1``, ``beta_2``, ``epsilon``,
+    ``momentum`` and ``nesterovs_momentum`` are read from the estimator, so a
+    change made with ``set_params`` between calls is followed. ``state`` (an
+    optimizer's ``state`` dict) is continued if it is of the same solver and
+    holds arrays of the shapes of ``params``; otherwise the state is fresh
+    (a new solver starts a new optimizer of its kind).
+    """
+    est = estimator
+    if est.solver == "adam":
+        opt = AdamOptimizer(params, est.learning_rate_init, est.beta_1,
+                            est.beta_2, est.epsilon)
+        names = ("ms", "vs")
+    else:
+        opt = SGDOptimizer(params, est.learning_rate_init, est.momentum,
+                           est.nesterovs_momentum)
+        names = ("velocities",)
+    if (state is not None and state.get("solver") == est.solver
+            and all(len(state[n]) == len(params) for n in names)
+            and all(s.shape == _as_2d(p).shape and s.dtype == p.dtype
+                    for n in names for s, p in zip(state[n], params))):
+        for n in names:
+            setattr(opt, n, state[n])
+        opt.t = state["t"]
+    return opt
+
+
 class AdamOptimizer(_BaseOptimizer):
     """Adam (Kingma & Ba, 2014) with scikit-learn's parameter names."""
 
@@ -77,6 +108,11 @@ class AdamOptimizer(_BaseOptimizer):
         self.t = 0
         self.ms = [np.zeros_like(_as_2d(p)) for p in params]
         self.vs = [np.zeros_like(_as_2d(p)) for p in params]
+
+    @property
+    def state(self):
+        """The state to continue from: plain values and arrays."""
+        return {"solver": "adam", "t": self.t, "ms": self.ms, "vs": self.vs}
 
     def _start_step(self):
         self.t += 1
@@ -101,6 +137,12 @@ class SGDOptimizer(_BaseOptimizer):
         self.momentum = momentum
         self.nesterov = nesterov
         self.velocities = [np.zeros_like(_as_2d(p)) for p in params]
+        self.t = 0
+
+    @property
+    def state(self):
+        """The state to continue from: plain values and arrays."""
+        return {"solver": "sgd", "t": self.t, "velocities": self.velocities}
 
     def _start_step(self):
         pass

@@ -19,6 +19,7 @@ from ._autoencoder import DenoisingAutoencoder
 from ._base import SOLVER_PARAMETER_CONSTRAINTS
 from ._parallel import BlockRunner, available_threads, blocks
 from ._repr import DocumentationLinkMixin
+from ._training import check_structure, record_structure, transaction
 
 # Rows per block when encoding the training data of the next layer.
 _ENCODE_ROWS_PER_BLOCK = 2048
@@ -176,8 +177,9 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         an int for reproducible results. See :term:`Glossary <random_state>`.
 
     verbose : int, default=0
-        Whether to print a line when each layer starts and one progress line
-        per epoch.
+        Whether to print a line when each layer starts; the progress lines
+        of each layer (see :class:`DenoisingAutoencoder`) are tagged
+        ``[StackedDenoisingAutoencoder layer k/n_layers]``.
 
     momentum : float, default=0.9
         Momentum of the "sgd" solver.
@@ -333,6 +335,11 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
     def fit(self, X, y=None):
         """Train the layers greedily, each on the clean codes of the one below.
 
+        ``fit`` is all or nothing: if it raises or is interrupted
+        (``KeyboardInterrupt``) in any layer, the estimator is left exactly
+        as it was before the call (all its previous layers, or unfitted);
+        the new layers are committed together.
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
@@ -346,11 +353,12 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         self : object
             The fitted estimator.
         """
-        X = validate_data(self, X, accept_sparse=["csr", "csc"],
-                          dtype=[np.float64, np.float32])
-        rng = check_random_state(self.random_state)
-        self.autoencoders_ = self._make_layers(rng)
-        self._train_layers(X, incremental=False)
+        with transaction(self):
+            X = validate_data(self, X, accept_sparse=["csr", "csc"],
+                              dtype=[np.float64, np.float32])
+            rng = check_random_state(self.random_state)
+            self.autoencoders_ = self._make_layers(rng)
+            self._train_layers(X, incremental=False)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -359,7 +367,14 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
 
         Each layer continues from its current weights and trains on the clean
         codes of the layer below after that layer's update. The first call
-        initialises the layers.
+        initialises the layers. Later calls pass the current settings on to
+        the layers: per-layer noise and solver settings are followed (a new
+        ``solver`` starts a fresh optimizer state), while
+        ``hidden_layer_sizes``, ``activation``, ``loss`` and tying untied
+        weights cannot change (``ValueError``). Like :meth:`fit`,
+        ``partial_fit`` is all or nothing. What a saved model keeps of the
+        optimizer states of the layers: see
+        :meth:`DenoisingAutoencoder.partial_fit`.
 
         Parameters
         ----------
@@ -374,13 +389,17 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         self : object
             The fitted estimator.
         """
-        first_call = not hasattr(self, "autoencoders_")
-        X = validate_data(self, X, accept_sparse=["csr", "csc"],
-                          dtype=[np.float64, np.float32], reset=first_call)
-        if first_call:
-            self.autoencoders_ = self._make_layers(
-                check_random_state(self.random_state))
-        self._train_layers(X, incremental=True)
+        with transaction(self):
+            first_call = not hasattr(self, "autoencoders_")
+            X = validate_data(self, X, accept_sparse=["csr", "csc"],
+                              dtype=[np.float64, np.float32],
+                              reset=first_call)
+            if first_call:
+                self.autoencoders_ = self._make_layers(
+                    check_random_state(self.random_state))
+            else:
+                self._update_layers()
+            self._train_layers(X, incremental=True)
         return self
 
     def transform(self, X):
@@ -460,8 +479,8 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
     # ------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------
-    def _make_layers(self, rng):
-        """Unfitted, validated layers, each with its own seed from ``rng``."""
+    def _layer_settings(self):
+        """Layer widths, and the parameters of each layer's autoencoder."""
         sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
         shared = {
             name: getattr(self, name)
@@ -471,8 +490,34 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
                          "shuffle", "verbose", "momentum",
                          "nesterovs_momentum", "beta_1", "beta_2", "epsilon")
         }
+        return sizes, _layer_params(self, sizes, shared)
+
+    def _update_layers(self):
+        """Pass the current settings to the fitted layers, or refuse them.
+
+        Every layer is checked before any trains: a change of a structural
+        setting raises a ValueError naming it.
+        """
+        sizes, layer_params = self._layer_settings()
+        check_structure(self, {"hidden_layer_sizes": sizes},
+                        how="fit a new estimator")
+        n_layers = len(sizes)
+        for k, (layer, params) in enumerate(zip(self.autoencoders_,
+                                                layer_params)):
+            layer.set_params(**params)
+            layer._validate_params()
+            layer._check_noise_params()
+            check_structure(layer, layer._structure_now(),
+                            how="fit a new estimator",
+                            owner=f"{type(self).__name__} (layer {k + 1}/"
+                                  f"{n_layers})")
+
+    def _make_layers(self, rng):
+        """Unfitted, validated layers, each with its own seed from ``rng``."""
+        sizes, layer_params = self._layer_settings()
+        record_structure(self, {"hidden_layer_sizes": sizes})
         layers = []
-        for params in _layer_params(self, sizes, shared):
+        for params in layer_params:
             params["random_state"] = rng.randint(np.iinfo(np.int32).max)
             layer = DenoisingAutoencoder(**params)
             # Per-layer values are checked against the layer's own constraints
@@ -484,13 +529,13 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
     def _train_layers(self, X, incremental):
         """Fit (or partially fit) each layer on the clean codes below it."""
         codes = X.tocsr() if sp.issparse(X) else X
+        n_layers = len(self.autoencoders_)
         for k, layer in enumerate(self.autoencoders_):
             self._print_layer(k, codes.shape[1])
-            if incremental:
-                layer.partial_fit(codes)
-            else:
-                layer.fit(codes)
-            if k + 1 < len(self.autoencoders_):
+            # Inside this estimator's transaction: no transaction per layer.
+            layer._fit(codes, incremental,
+                       tag=f"{type(self).__name__} layer {k + 1}/{n_layers}")
+            if k + 1 < n_layers:
                 codes = _encode_for_next_layer(layer, codes)
 
     def _print_layer(self, k, n_inputs):

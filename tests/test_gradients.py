@@ -31,8 +31,10 @@ def make_model(loss, activation, tied, weight, corruption="masking",
         corruption_level=0.4, uncorrupted_weight=weight, activation=activation,
         loss=loss, tied_weights=tied, random_state=0)
     value_range = data_range(X)
-    dae._initialize(X, value_range)
-    dae._check_data_range(value_range)
+    loss_ = dae._resolve_loss(value_range)
+    dae._check_data_range(value_range, loss_)
+    dae._initialize(X, loss_)
+    dae._track_data_range(value_range)
     # Non-zero biases so their gradients are exercised away from 0.
     dae.intercept_hidden_[:] = rng.normal(scale=0.5, size=n_components)
     dae.intercept_visible_[:] = rng.normal(scale=0.5, size=n_features)

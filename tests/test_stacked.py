@@ -200,7 +200,10 @@ def test_verbose_reports_layers_and_epochs(digits):
     assert re.search(r"Layer 1/2: 64 -> 12 units, corruption=masking\(0.3\)",
                      text)
     assert re.search(r"Layer 2/2: 12 -> 6 units", text)
-    assert len(re.findall(r"Iteration \d+, loss = \d+\.\d+", text)) == 4
+    for k in (1, 2):
+        assert len(re.findall(
+            rf"\[StackedDenoisingAutoencoder layer {k}/2\] epoch \d+/2, "
+            r"loss = \d+\.\d+", text)) == 2
 
 
 def test_pickle_clone_and_feature_names(digits):
