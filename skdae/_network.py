@@ -141,8 +141,9 @@ class Workspace:
     """
 
     def __init__(self, batch_size, coefs, head, n_groups, dense_input,
-                 runner=None):
+                 runner=None, rows_per_block=ROWS_PER_BLOCK):
         dtype = coefs[0].dtype
+        self.rows_per_block = rows_per_block
         self.runner = runner if runner is not None else BlockRunner(1)
         self.inputs = (np.empty((batch_size, coefs[0].shape[0]), dtype=dtype)
                        if dense_input else None)
@@ -152,7 +153,7 @@ class Workspace:
         # Gradients with respect to the pre-activations of every layer.
         self.deltas = [np.empty((batch_size, W.shape[1]), dtype=dtype)
                        for W in coefs]
-        n_row_blocks = len(blocks(batch_size, ROWS_PER_BLOCK))
+        n_row_blocks = len(blocks(batch_size, rows_per_block))
         self.bias_parts = [np.empty((n_row_blocks, W.shape[1]), dtype=dtype)
                            for W in coefs]
         self.w_rows = np.empty((n_row_blocks, head.n_targets), dtype=dtype)
@@ -240,7 +241,7 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
         T, target_rows = targets, rows
         TW = target_weights if target_weights is not None else ws.no_weights
     has_weights = target_weights is not None
-    row_blocks = blocks(n, ROWS_PER_BLOCK)
+    row_blocks = blocks(n, ws.rows_per_block)
 
     def forward_backward_rows(b):
         r = row_blocks[b]
