@@ -60,12 +60,13 @@ def gather_corrupt_groups(X, rows, out, corrupted, seed, first_row, kind,
     indicator input ``indicators[c]`` (-1 if none). ``corrupted[i, c]`` is
     set to 1 where the group was corrupted (or its entry is missing, when
     ``has_missing``: ``input_missing[rows[i], c]``), else 0. Swap noise copies
-    the group from row ``pool[k]`` of X, ``k`` uniform, skipping the row
-    itself; the uniforms are drawn from ``seed`` and the row's place
-    ``first_row + i`` in the minibatch.
+    the group from row ``pool[k]`` of X (row ``k`` if ``pool`` is empty),
+    ``k`` uniform, skipping the row itself; the uniforms are drawn from
+    ``seed`` and the row's place ``first_row + i`` in the minibatch.
     """
     n_groups = starts.shape[0]
-    n_pool = pool.shape[0]
+    whole = pool.shape[0] == 0
+    n_pool = X.shape[0] if whole else pool.shape[0]
     s = np.uint64(seed)
     s2 = s ^ _STREAM2
     for i in range(rows.shape[0]):
@@ -89,9 +90,10 @@ def gather_corrupt_groups(X, rows, out, corrupted, seed, first_row, kind,
                     out[i, ind] = 1.0
             else:
                 k = np.int64(_uniform(s2, base + np.uint64(c)) * n_pool)
-                src = pool[k]
+                src = k if whole else pool[k]
                 if src == r and n_pool > 1:
-                    src = pool[(k + 1) % n_pool]
+                    k = (k + 1) % n_pool
+                    src = k if whole else pool[k]
                 for j in range(starts[c], stops[c]):
                     out[i, j] = X[src, j]
                 if ind >= 0:

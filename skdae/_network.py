@@ -127,8 +127,12 @@ class Corruption:
                            if indicators is None
                            else np.asarray(indicators, dtype=np.int64))
         self.n_groups = self.starts.shape[0]
+        self._input_end = max(int(self.stops.max(initial=0)),
+                              int(self.indicators.max(initial=-1)) + 1)
         self.uncorrupted_weight = float(uncorrupted_weight)
-        self.pool = None if pool is None else np.asarray(pool, dtype=np.intp)
+        # An empty pool means all rows of X.
+        self.pool = np.asarray([] if pool is None else pool, dtype=np.intp)
+        self._pool_end = int(self.pool.max()) + 1 if self.pool.size else 0
         self.input_missing = input_missing
         self.emphasis = self.code != HK.NOISE_CODES["none"] and (
             self.uncorrupted_weight != 1.0)
@@ -218,10 +222,7 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
     n_layers = len(coefs)
     if noise is None:
         noise = Corruption("none", 0.0, coefs[0].shape[0])
-    if noise.pool is None:
-        noise.pool = np.arange(X.shape[0] if noise.code == HK.NOISE_CODES[
-            "swap"] else 0)
-    pool = noise.pool
+    _check_shapes(coefs, head, X, targets, target_weights, noise)
     missing = noise.input_missing
     has_missing = missing is not None
     sparse_batch = None
@@ -250,7 +251,8 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
             below = ws.inputs[r]
             HK.gather_corrupt_groups(
                 X, rows[r], below, corrupted, seed, r.start, noise.code,
-                noise.level, noise.starts, noise.stops, noise.indicators, pool,
+                noise.level, noise.starts, noise.stops, noise.indicators,
+                noise.pool,
                 missing if has_missing else _NO_MISSING, has_missing)
             np.matmul(below, coefs[0], out=ws.products(r, 0))
         else:
@@ -305,6 +307,30 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
         np.sum(parts[:n_blocks], axis=0, out=grad)
     ws.runner.map(weight_gradients, tasks)
     return float(sum(losses))
+
+
+def _check_shapes(coefs, head, X, targets, target_weights, noise):
+    """O(1) checks that keep the kernels (no bounds checks) in bounds."""
+    dtype = coefs[0].dtype
+    n = X.shape[0]
+    for name, a, width in (("X", X, coefs[0].shape[0]),
+                           ("targets", targets, head.n_targets),
+                           ("target_weights", target_weights, head.n_targets)):
+        if a is None:
+            continue
+        if a.dtype != dtype or a.shape != (n, width):
+            raise ValueError(
+                f"{name} must be of dtype {dtype} and shape {(n, width)}, got "
+                f"{a.dtype} and {a.shape}.")
+    if coefs[-1].shape[1] != head.n_outputs:
+        raise ValueError("The last layer's width differs from the head's.")
+    if noise._pool_end > n or noise._input_end > X.shape[1]:
+        raise ValueError("The noise's pool rows or column groups lie beyond X.")
+    missing = noise.input_missing
+    if missing is not None and missing.shape != (n, noise.n_groups):
+        raise ValueError(
+            f"input_missing must be of shape {(n, noise.n_groups)}, got "
+            f"{missing.shape}.")
 
 
 # --------------------------------------------------------------------------

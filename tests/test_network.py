@@ -470,3 +470,41 @@ def test_inference_helpers_match_reference():
                      TW[i:i + 1], ones, 1.0, head.target_groups)
            for i in range(X.shape[0])]
     np.testing.assert_allclose(losses, ref, rtol=1e-10)
+
+
+def test_swap_without_pool_draws_from_all_rows_and_checks_bounds():
+    X, T, TW, missing, head, coefs, intercepts, acts, noise = _mixed_setup(
+        2, "relu")
+    whole = Corruption("swap", 0.3, X.shape[1], noise.starts, noise.stops,
+                       noise.indicators, input_missing=missing)
+    explicit = Corruption("swap", 0.3, X.shape[1], noise.starts, noise.stops,
+                          noise.indicators, pool=np.arange(X.shape[0]),
+                          input_missing=missing)
+    rows = np.arange(30)
+    a, ws_a = _engine(coefs, intercepts, acts, head, X, rows, T, TW, whole, 4)
+    b, ws_b = _engine(coefs, intercepts, acts, head, X, rows, T, TW, explicit,
+                      4)
+    assert a == b
+    np.testing.assert_array_equal(ws_a.grad_coefs[0], ws_b.grad_coefs[0])
+    too_far = Corruption("swap", 0.3, X.shape[1], noise.starts, noise.stops,
+                         noise.indicators, pool=np.arange(X.shape[0] + 1))
+    with pytest.raises(ValueError, match="beyond X"):
+        _engine(coefs, intercepts, acts, head, X, rows, T, TW, too_far, 4)
+    with pytest.raises(ValueError, match="targets must be of dtype float64"):
+        _engine(coefs, intercepts, acts, head, X, rows, T.astype(np.float32),
+                TW, whole, 4)
+
+
+def test_engine_leaves_inputs_unchanged_and_reports_gradient_blocks():
+    X, T, TW, missing, head, coefs, intercepts, acts, noise = _mixed_setup(
+        3, "tanh")
+    copies = [a.copy() for a in (X, T, TW, missing)]
+    codes = [K.ACTIVATION_CODES[a] for a in acts]
+    seen = []
+    ws = Workspace(40, coefs, head, noise.n_groups, True)
+    forward_backward(coefs, intercepts, codes, head, X, np.arange(40), T, TW,
+                     noise, 2, ws, after_gradient=lambda k, u: seen.append(
+                         (k, u.start, u.stop)))
+    for a, b in zip((X, T, TW, missing), copies):
+        np.testing.assert_array_equal(a, b)
+    assert sorted(seen) == [(k, 0, W.shape[0]) for k, W in enumerate(coefs)]
