@@ -140,7 +140,7 @@ def _entry_weights(w_row, TW, r, has_weights, corrupted, i, emphasis,
 @_jit
 def head_delta(A, bias, T, rows, TW, has_weights, corrupted, emphasis,
                uncorrupted_weight, kinds, starts, stops, targets, target_group,
-               w_row, col_loss, grad_bias):
+               grad_bias):
     """Loss and gradient of the output head, in one pass.
 
     On entry ``A`` holds the output products ``H @ W_out`` (no bias) of the
@@ -151,56 +151,60 @@ def head_delta(A, bias, T, rows, TW, has_weights, corrupted, emphasis,
     elementwise losses (kinds 0 and 1), one code for a softmax group (kind
     2). ``TW[rows[i], t]`` (if ``has_weights``) weighs target entry ``t``;
     with ``emphasis`` it is also multiplied by ``uncorrupted_weight`` where
-    the column group ``target_group[t]`` was not corrupted. ``w_row`` and
-    ``col_loss`` are scratch of length n_targets and n_outputs.
+    the column group ``target_group[t]`` was not corrupted.
 
     Returns the weighted loss summed over the rows.
     """
     zero = A.dtype.type(0.0)
+    w_row = np.ones(target_group.shape[0], dtype=A.dtype)
+    col_loss = np.zeros(A.shape[1], dtype=A.dtype)
     grad_bias[:] = 0.0
-    col_loss[:] = 0.0
     total = 0.0
     for i in range(A.shape[0]):
         r = rows[i]
-        _entry_weights(w_row, TW, r, has_weights, corrupted, i, emphasis,
-                       uncorrupted_weight, target_group)
+        if has_weights or emphasis:
+            _entry_weights(w_row, TW, r, has_weights, corrupted, i, emphasis,
+                           uncorrupted_weight, target_group)
         for g in range(kinds.shape[0]):
             a0, b0, t0 = starts[g], stops[g], targets[g]
             kind = kinds[g]
-            if kind == _SQUARED:
-                for u in range(a0, b0):
-                    w = w_row[t0 + u - a0]
-                    d = A[i, u] + bias[u] - T[r, t0 + u - a0]
-                    A[i, u] = w * d
-                    col_loss[u] += w * (_HALF * d * d)
-            elif kind == _SIGMOID_CE:
-                for u in range(a0, b0):
-                    w = w_row[t0 + u - a0]
-                    x = T[r, t0 + u - a0]
-                    loss, z = _cross_entropy(A[i, u] + bias[u], x)
-                    A[i, u] = w * (z - x)
-                    col_loss[u] += w * loss
-            else:
-                w = w_row[t0]
-                if w == zero:
-                    for u in range(a0, b0):
-                        A[i, u] = zero
-                    continue
-                y = a0 + np.int64(T[r, t0])
-                top = A[i, a0] + bias[a0]
-                for u in range(a0, b0):
-                    a = A[i, u] + bias[u]
-                    A[i, u] = a
-                    top = max(top, a)
-                norm = zero
-                for u in range(a0, b0):
-                    e = _exp_le0(A[i, u] - top)
-                    norm += e
-                col_loss[a0] += w * (top + np.log(norm) - A[i, y])
-                inv = w / norm
-                for u in range(a0, b0):
-                    A[i, u] = _exp_le0(A[i, u] - top) * inv
-                A[i, y] -= w
+            # Views of the group, indexed from 0: with offsets such as
+            # ``t0 + u - a0`` Numba's negative-index check stayed in the
+            # loop and blocked vectorization (10x slower).
+            a = A[i, a0:b0]
+            c = col_loss[a0:b0]
+            bg = bias[a0:b0]
+            if kind == _SQUARED or kind == _SIGMOID_CE:
+                x = T[r, t0:t0 + b0 - a0]
+                w = w_row[t0:t0 + b0 - a0]
+                if kind == _SQUARED:
+                    for v in range(a.shape[0]):
+                        d = a[v] + bg[v] - x[v]
+                        a[v] = w[v] * d
+                        c[v] += w[v] * (_HALF * d * d)
+                else:
+                    for v in range(a.shape[0]):
+                        loss, z = _cross_entropy(a[v] + bg[v], x[v])
+                        a[v] = w[v] * (z - x[v])
+                        c[v] += w[v] * loss
+                continue
+            wt = w_row[t0]
+            if wt == zero:
+                a[:] = zero
+                continue
+            y = np.int64(T[r, t0])
+            top = a[0] + bg[0]
+            for v in range(a.shape[0]):
+                a[v] = a[v] + bg[v]
+                top = max(top, a[v])
+            norm = zero
+            for v in range(a.shape[0]):
+                norm += _exp_le0(a[v] - top)
+            c[0] += wt * (top + np.log(norm) - a[y])
+            inv = wt / norm
+            for v in range(a.shape[0]):
+                a[v] = _exp_le0(a[v] - top) * inv
+            a[y] -= wt
         for u in range(A.shape[1]):
             grad_bias[u] += A[i, u]
         # Per-unit sums in the dtype of A, flushed into a float64 total every

@@ -160,8 +160,6 @@ class Workspace:
         n_row_blocks = len(blocks(batch_size, rows_per_block))
         self.bias_parts = [np.empty((n_row_blocks, W.shape[1]), dtype=dtype)
                            for W in coefs]
-        self.w_rows = np.empty((n_row_blocks, head.n_targets), dtype=dtype)
-        self.col_losses = np.empty((n_row_blocks, head.n_outputs), dtype=dtype)
         self.grad_coefs = [np.empty_like(W) for W in coefs]
         self.grad_intercepts = [np.empty(W.shape[1], dtype=dtype)
                                 for W in coefs]
@@ -271,7 +269,7 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
             delta, intercepts[-1], T, target_rows[r], TW, has_weights,
             corrupted, noise.emphasis, noise.uncorrupted_weight, head.kinds,
             head.starts, head.stops, head.targets, head.target_groups,
-            ws.w_rows[b], ws.col_losses[b], ws.bias_parts[-1][b])
+            ws.bias_parts[-1][b])
         for k in range(n_layers - 1, 0, -1):
             delta_below = ws.deltas[k - 1][r]
             np.matmul(delta, coefs[k].T, out=delta_below)

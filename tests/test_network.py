@@ -244,9 +244,7 @@ def test_head_delta_matches_reference(dtype):
     delta = A.copy()
     loss = HK.head_delta(delta, bias, T, rows, TW, True, flags, True, 0.3,
                          head.kinds, head.starts, head.stops, head.targets,
-                         head.target_groups,
-                         np.empty(head.n_targets, dtype=dtype),
-                         np.empty(head.n_outputs, dtype=dtype), grad_bias)
+                         head.target_groups, grad_bias)
     H = A.astype(np.float64) + bias
     ref = _ref_loss([np.eye(head.n_outputs)], [np.zeros(head.n_outputs)], [],
                     head, H, T, TW, flags, 0.3, head.target_groups)
