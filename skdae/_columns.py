@@ -74,7 +74,9 @@ def _as_columns(X):
             series = frame[name]
             values = series.to_numpy()
             missing = np.asarray(series.is_null().to_numpy(), dtype=bool)
-            columns.append((values, missing | _nan_mask(values)))
+            if values.dtype.kind in "fcmM":  # polars NaN is not null
+                missing = missing | _nan_mask(values)
+            columns.append((values, missing))
             dtypes.append(str(native[name].dtype))
         kinds = [d in _CATEGORICAL_DTYPES for d in frame.schema.dtypes()]
         return container, names, dtypes, columns, np.asarray(kinds)
@@ -334,6 +336,16 @@ def _category_codes(values, missing, categories):
         found = (categories[pos] == v) if categories.shape[0] else pos < 0
         codes[present[found]] = pos[found]
         return codes
+    if categories.shape[0]:
+        v = values[present]
+        try:  # sorted comparable values: one vectorized search
+            pos = np.minimum(np.searchsorted(categories, v),
+                             categories.shape[0] - 1)
+            found = np.asarray(categories[pos] == v, dtype=bool)
+            codes[present[found]] = pos[found]
+            return codes
+        except TypeError:  # values of another type than the categories
+            pass
     lookup = {c: k for k, c in enumerate(categories.tolist())}
     for i, v in zip(present.tolist(), values[present].tolist()):
         try:

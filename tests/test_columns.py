@@ -152,6 +152,12 @@ def test_unknown_categories_become_missing():
     np.testing.assert_array_equal(inputs, [[0, 1, 0, 0], [0, 0, 0, 1],
                                            [0, 0, 1, 0]])
     np.testing.assert_array_equal(targets, [[1, 0], [0, 1], [0, 0]])
+    # Values of another type than the categories are unknown too.
+    mixed = pd.DataFrame({"c": pd.Series([1, "a", 2.5], dtype=object),
+                          "n": pd.Categorical([1, 1, 2])})
+    _, targets, missing = encode(mixed, state)
+    np.testing.assert_array_equal(missing[:, 0], [True, False, True])
+    assert targets[1, 0] == 0
 
 
 def test_polars_in_and_out():
