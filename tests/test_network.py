@@ -506,3 +506,61 @@ def test_engine_leaves_inputs_unchanged_and_reports_gradient_blocks():
     for a, b in zip((X, T, TW, missing), copies):
         np.testing.assert_array_equal(a, b)
     assert sorted(seen) == [(k, 0, W.shape[0]) for k, W in enumerate(coefs)]
+
+
+def test_engine_learns_a_real_table_through_columns():
+    """_columns + _network on iris: a masked column is predicted from the rest."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.datasets import load_iris
+
+    from skdae._columns import encode, fit_columns
+    from skdae._optimizers import AdamOptimizer
+
+    iris = load_iris(as_frame=True)
+    X = iris.data.copy()
+    X["species"] = pd.Categorical(iris.target_names[iris.target])
+    state = fit_columns(X, add_indicator=True)
+    inputs, targets, missing = encode(X, state)
+    n_cols = len(state["dtypes"])
+    kinds = ["softmax" if c else "squared_error"
+             for c in state["is_categorical"]]
+    widths = state["output_stop"] - state["output_start"]
+    head = Head(kinds, widths)
+    noise = Corruption("masking", 0.25, inputs.shape[1], state["input_start"],
+                       state["input_stop"], state["indicator"],
+                       input_missing=missing)
+    coefs, intercepts = _init([inputs.shape[1], 32, 32, head.n_outputs],
+                              np.float64)
+    for W in coefs:
+        W *= 0.5
+    codes = [K.ACTIVATION_CODES["relu"]] * 2
+    params = coefs + intercepts
+    opt = AdamOptimizer(params, 0.01)
+    ws = Workspace(30, coefs, head, n_cols, True)
+    rng = np.random.RandomState(0)
+    for epoch in range(150):
+        perm = rng.permutation(150)
+        for b in range(5):
+            rows = perm[30 * b:30 * (b + 1)]
+            forward_backward(coefs, intercepts, codes, head, inputs, rows,
+                             targets, (~missing).astype(float), noise,
+                             int(rng.randint(2**31)), ws)
+            opt.update_params(params, [(g,) for g in ws.grad_coefs
+                                       + ws.grad_intercepts], 30,
+                              [True] * 3 + [False] * 3, 1e-4)
+    # Hide the species (all-zero one-hot, indicator on) and predict it.
+    j = n_cols - 1
+    hidden = inputs.copy()
+    hidden[:, state["input_start"][j]:state["input_stop"][j]] = 0.0
+    hidden[:, state["indicator"][j]] = 1.0
+    out = predict_head(coefs, intercepts, codes, head, hidden)
+    pred = np.argmax(out[:, state["output_start"][j]:], axis=1)
+    assert np.mean(pred == targets[:, j]) > 0.85
+    # Hide petal length: better than its mean (R^2 > 0.5).
+    j = 2
+    hidden = inputs.copy()
+    hidden[:, j] = 0.0
+    hidden[:, state["indicator"][j]] = 1.0
+    out = predict_head(coefs, intercepts, codes, head, hidden)
+    r2 = 1 - np.mean((out[:, j] - targets[:, j]) ** 2) / np.var(targets[:, j])
+    assert r2 > 0.5
