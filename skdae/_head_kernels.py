@@ -225,29 +225,30 @@ def head_output(A, bias, kinds, starts, stops, log):
     """
     for i in range(A.shape[0]):
         for g in range(kinds.shape[0]):
-            a0, b0 = starts[g], stops[g]
+            a = A[i, starts[g]:stops[g]]  # views indexed from 0 vectorize
+            bg = bias[starts[g]:stops[g]]
             if kinds[g] == _SQUARED:
-                for u in range(a0, b0):
-                    A[i, u] = A[i, u] + bias[u]
+                for v in range(a.shape[0]):
+                    a[v] = a[v] + bg[v]
             elif kinds[g] == _SIGMOID_CE:
-                for u in range(a0, b0):
-                    A[i, u] = _sigmoid(A[i, u] + bias[u])
+                for v in range(a.shape[0]):
+                    a[v] = _sigmoid(a[v] + bg[v])
             else:
-                top = A[i, a0] + bias[a0]
-                for u in range(a0, b0):
-                    A[i, u] = A[i, u] + bias[u]
-                    top = max(top, A[i, u])
+                top = a[0] + bg[0]
+                for v in range(a.shape[0]):
+                    a[v] = a[v] + bg[v]
+                    top = max(top, a[v])
                 norm = A.dtype.type(0.0)
-                for u in range(a0, b0):
-                    norm += _exp_le0(A[i, u] - top)
-                shift = top + np.log(norm)
+                for v in range(a.shape[0]):
+                    norm += _exp_le0(a[v] - top)
                 if log:
-                    for u in range(a0, b0):
-                        A[i, u] = A[i, u] - shift
+                    shift = top + np.log(norm)
+                    for v in range(a.shape[0]):
+                        a[v] = a[v] - shift
                 else:
-                    inv = 1.0 / norm
-                    for u in range(a0, b0):
-                        A[i, u] = _exp_le0(A[i, u] - top) * inv
+                    inv = A.dtype.type(1.0) / norm
+                    for v in range(a.shape[0]):
+                        a[v] = _exp_le0(a[v] - top) * inv
 
 
 @_jit
