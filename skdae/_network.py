@@ -368,18 +368,26 @@ def hidden_layers(coefs, intercepts, activations, X, layers):
     return out
 
 
-def _outputs(coefs, intercepts, activations, X, batch):
+def _outputs(coefs, intercepts, activations, X, batch, start=0):
     H = X[batch]
-    for k in range(len(coefs) - 1):
+    for k in range(start, len(coefs) - 1):
         H = _layer(H, coefs[k], intercepts[k], activations[k])
     return _layer(H, coefs[-1], None, None)
 
 
-def predict_head(coefs, intercepts, activations, head, X, log=False):
-    """The head's output for X: identity, sigmoid or softmax by group."""
+def predict_head(coefs, intercepts, activations, head, X, log=False, start=0):
+    """The head's output for X: identity, sigmoid or softmax by group.
+
+    With ``start=k``, X holds the activations of hidden layer ``k - 1`` (the
+    input of ``coefs[k]``): ``inverse_transform`` decodes a code that way.
+    """
+    if X.shape[1] != coefs[start].shape[0]:
+        raise ValueError(
+            f"Expected {coefs[start].shape[0]} columns (the input of layer "
+            f"{start}), got {X.shape[1]}.")
     out = np.empty((X.shape[0], head.n_outputs), dtype=coefs[0].dtype)
-    for batch in _chunks(X, coefs):
-        A = _outputs(coefs, intercepts, activations, X, batch)
+    for batch in _chunks(X, coefs[start:]):
+        A = _outputs(coefs, intercepts, activations, X, batch, start)
         HK.head_output(A, intercepts[-1], head.kinds, head.starts, head.stops,
                        log)
         out[batch] = A

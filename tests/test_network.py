@@ -462,6 +462,12 @@ def test_inference_helpers_match_reference():
     p = np.exp(Z[:, 2:5])
     np.testing.assert_allclose(out[:, 2:5], p / p.sum(1, keepdims=True),
                                rtol=1e-12)
+    # Decoding from the code (the input of layer 2) gives the same output.
+    np.testing.assert_allclose(
+        predict_head(coefs, intercepts, codes, head, H2, start=2), out,
+        rtol=1e-12)
+    with pytest.raises(ValueError, match="Expected 4 columns"):
+        predict_head(coefs, intercepts, codes, head, H1, start=2)
     losses = row_losses(coefs, intercepts, codes, head, X, T, TW)
     ones = np.ones((1, 4), np.uint8)
     ref = [_ref_loss(coefs, intercepts, acts, head, X[i:i + 1], T[i:i + 1],
@@ -564,3 +570,20 @@ def test_engine_learns_a_real_table_through_columns():
     out = predict_head(coefs, intercepts, codes, head, hidden)
     r2 = 1 - np.mean((out[:, j] - targets[:, j]) ** 2) / np.var(targets[:, j])
     assert r2 > 0.5
+
+
+def test_csr_input_bitwise_identical_across_thread_counts():
+    rng = np.random.RandomState(7)
+    D = (rng.uniform(size=(300, 40)) * (rng.uniform(size=(300, 40)) < 0.2)
+         ).astype(np.float32)
+    S = sp.csr_matrix(D)
+    head = Head(["sigmoid_cross_entropy"], [40])
+    coefs, intercepts = _init([40, 16, 40], np.float32)
+    noise = Corruption("masking", 0.3, 40, uncorrupted_weight=0.5)
+    rows = rng.permutation(300)[:256]
+    runs = [_engine(coefs, intercepts, ["sigmoid"], head, S, rows, S, None,
+                    noise, 5, n_threads) for n_threads in (1, 2)]
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1].grad_coefs + runs[0][1].grad_intercepts,
+                    runs[1][1].grad_coefs + runs[1][1].grad_intercepts):
+        np.testing.assert_array_equal(a, b)
