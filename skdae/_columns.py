@@ -36,16 +36,22 @@ categories. A DataFrame comes back as a DataFrame of the same library, an
 array as an array.
 """
 
-import narwhals as nw
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_array
-from sklearn.utils.validation import _check_categorical_features
+
+try:  # scikit-learn >= 1.9 depends on narwhals and has this helper
+    import narwhals as nw
+    from sklearn.utils.validation import _check_categorical_features
+except ImportError:  # pragma: no cover
+    nw = _check_categorical_features = None
 
 NUMERIC, CATEGORICAL = 0, 1
 
 # Narwhals dtypes treated as categorical by ``categorical_features="from_dtype"``.
-_CATEGORICAL_DTYPES = (nw.Categorical, nw.Enum, nw.String, nw.Boolean, nw.Object)
+_CATEGORICAL_DTYPES = (() if nw is None else
+                       (nw.Categorical, nw.Enum, nw.String, nw.Boolean,
+                        nw.Object))
 
 
 # --------------------------------------------------------------------------
@@ -57,6 +63,10 @@ def _as_columns(X):
     ``columns`` is a list of ``(values, missing)`` pairs of 1-D NumPy arrays;
     ``dtypes`` the columns' native dtypes as strings.
     """
+    if nw is None:  # pragma: no cover
+        raise ImportError(
+            "Tables need scikit-learn >= 1.9 (and its dependency narwhals): "
+            "pip install -U scikit-learn.")
     if sp.issparse(X):
         raise TypeError(
             "Sparse input is not supported for tables; convert it with "
