@@ -7,10 +7,12 @@ matrix products stay with BLAS in the driver (``_network.py``). What is here:
   column: its input block and its missing indicator): swap noise (the
   group's inputs copied from another random training row, a categorical
   column's one-hot block as a whole) or masking (the group set to its missing
-  encoding: zeros, indicator on). A missing entry is always fed masked and
-  flagged corrupted. The draws are counter-based (``_kernels._uniform``) on
-  the row's place in the minibatch, so they do not depend on how the
-  minibatch is split into blocks or on the number of threads;
+  encoding: zeros, indicator on); gaussian and salt-and-pepper noise for
+  groups of one feature (the stack's fine-tuning). A missing entry is always
+  fed masked and flagged corrupted. The draws are counter-based
+  (``_kernels._uniform``) on the row's place in the minibatch, so they do not
+  depend on how the minibatch is split into blocks or on the number of
+  threads;
 - the output head: column groups, each with its loss, summed over groups:
   half squared error on identity outputs, sigmoid cross-entropy, or softmax
   cross-entropy over a group of units with the target given as a code. Every
@@ -25,16 +27,17 @@ cached on disk.
 import numba
 import numpy as np
 
-from ._kernels import _STREAM2, _cross_entropy, _sigmoid, _uniform
+from ._kernels import _STREAM2, _cross_entropy, _normal, _sigmoid, _uniform
 from ._vecmath import exp_nonpositive
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 # Codes shared with the driver.
-NOISE_CODES = {"none": 0, "masking": 1, "swap": 2}
+NOISE_CODES = {"none": 0, "masking": 1, "swap": 2, "gaussian": 3,
+               "salt_and_pepper": 4}
 HEAD_CODES = {"squared_error": 0, "sigmoid_cross_entropy": 1, "softmax": 2}
 
-_NONE, _MASKING, _SWAP = 0, 1, 2
+_NONE, _MASKING, _SWAP, _GAUSSIAN, _SALT_AND_PEPPER = 0, 1, 2, 3, 4
 _SQUARED, _SIGMOID_CE, _SOFTMAX = 0, 1, 2
 _HALF = np.float32(0.5)
 
@@ -53,7 +56,7 @@ def _exp_le0(x):
 @_jit
 def gather_corrupt_groups(X, rows, out, corrupted, seed, first_row, kind,
                           level, starts, stops, indicators, pool,
-                          input_missing, has_missing):
+                          input_missing, has_missing, low=0.0, high=1.0):
     """Write the corrupted rows ``X[rows]`` into ``out[:len(rows)]``.
 
     Column group ``c`` covers the inputs ``starts[c]:stops[c]`` and the
@@ -63,8 +66,14 @@ def gather_corrupt_groups(X, rows, out, corrupted, seed, first_row, kind,
     the group from row ``pool[k]`` of X (row ``k`` if ``pool`` is empty),
     ``k`` uniform, skipping the row itself; the uniforms are drawn from
     ``seed`` and the row's place ``first_row + i`` in the minibatch.
+
+    Gaussian (add N(0, level**2) to every input of every group) and salt and
+    pepper (a group set to ``low`` or ``high``) serve groups of one feature:
+    with one group per feature, every kind draws exactly what
+    ``_kernels.gather_corrupt`` draws for the same seed.
     """
     n_groups = starts.shape[0]
+    n_inputs = X.shape[1]
     whole = pool.shape[0] == 0
     n_pool = X.shape[0] if whole else pool.shape[0]
     s = np.uint64(seed)
@@ -78,6 +87,12 @@ def gather_corrupt_groups(X, rows, out, corrupted, seed, first_row, kind,
             if has_missing and input_missing[r, c]:
                 corrupted[i, c] = 1
                 continue
+            if kind == _GAUSSIAN:
+                corrupted[i, c] = 1
+                at = np.uint64((first_row + i) * n_inputs)
+                for j in range(starts[c], stops[c]):
+                    out[i, j] += level * _normal(s, at + np.uint64(j))
+                continue
             if kind == _NONE or _uniform(s, base + np.uint64(c)) >= level:
                 corrupted[i, c] = 0
                 continue
@@ -88,6 +103,10 @@ def gather_corrupt_groups(X, rows, out, corrupted, seed, first_row, kind,
                     out[i, j] = 0.0
                 if ind >= 0:
                     out[i, ind] = 1.0
+            elif kind == _SALT_AND_PEPPER:
+                v = low if _uniform(s2, base + np.uint64(c)) < 0.5 else high
+                for j in range(starts[c], stops[c]):
+                    out[i, j] = v
             else:
                 k = np.int64(_uniform(s2, base + np.uint64(c)) * n_pool)
                 src = k if whole else pool[k]

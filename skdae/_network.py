@@ -98,9 +98,10 @@ class Corruption:
 
     Parameters
     ----------
-    kind : {"none", "masking", "swap"}
+    kind : {"none", "masking", "swap", "gaussian", "salt_and_pepper"}
     level : float
-        Probability that a column group is corrupted.
+        Probability that a column group is corrupted (the noise's standard
+        deviation for "gaussian").
     starts, stops : array-like of int, default=None
         Input range of each column group; by default one group per input.
     indicators : array-like of int, default=None
@@ -112,12 +113,15 @@ class Corruption:
         rows, without a validation set); by default all rows.
     input_missing : ndarray of bool of shape (n_samples, n_groups), default=None
         Missing input entries: always fed masked and flagged corrupted.
+    low, high : float, default=0.0, 1.0
+        The salt-and-pepper values.
     """
 
     def __init__(self, kind, level, n_inputs, starts=None, stops=None,
                  indicators=None, uncorrupted_weight=1.0, pool=None,
-                 input_missing=None):
+                 input_missing=None, low=0.0, high=1.0):
         self.code = HK.NOISE_CODES[kind]
+        self.low, self.high = float(low), float(high)
         self.level = float(level)
         if starts is None:
             starts, stops = np.arange(n_inputs), np.arange(1, n_inputs + 1)
@@ -134,7 +138,9 @@ class Corruption:
         self.pool = np.asarray([] if pool is None else pool, dtype=np.intp)
         self._pool_end = int(self.pool.max()) + 1 if self.pool.size else 0
         self.input_missing = input_missing
-        self.emphasis = self.code != HK.NOISE_CODES["none"] and (
+        self.emphasis = self.code in (
+            HK.NOISE_CODES["masking"], HK.NOISE_CODES["swap"],
+            HK.NOISE_CODES["salt_and_pepper"]) and (
             self.uncorrupted_weight != 1.0)
 
 
@@ -225,7 +231,8 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
     has_missing = missing is not None
     sparse_batch = None
     if sp.issparse(X):
-        if noise.code == HK.NOISE_CODES["swap"] or has_missing:
+        if noise.code not in (HK.NOISE_CODES["none"],
+                              HK.NOISE_CODES["masking"]) or has_missing:
             raise ValueError("Sparse input allows masking noise only.")
         batch = X[rows]
         data = batch.data
@@ -251,7 +258,8 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
                 X, rows[r], below, corrupted, seed, r.start, noise.code,
                 noise.level, noise.starts, noise.stops, noise.indicators,
                 noise.pool,
-                missing if has_missing else _NO_MISSING, has_missing)
+                missing if has_missing else _NO_MISSING, has_missing,
+                noise.low, noise.high)
             np.matmul(below, coefs[0], out=ws.products(r, 0))
         else:
             clean, data, indices, indptr = sparse_batch

@@ -587,3 +587,25 @@ def test_csr_input_bitwise_identical_across_thread_counts():
     for a, b in zip(runs[0][1].grad_coefs + runs[0][1].grad_intercepts,
                     runs[1][1].grad_coefs + runs[1][1].grad_intercepts):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["masking", "gaussian", "salt_and_pepper"])
+def test_one_group_per_feature_draws_what_the_dae_kernel_draws(kind):
+    """Per-feature groups reproduce _kernels.gather_corrupt exactly."""
+    rng = np.random.RandomState(8)
+    X = rng.uniform(size=(40, 9))
+    rows = rng.permutation(40)[:25]
+    out = np.empty((25, 9))
+    flags = np.empty((25, 9), dtype=np.uint8)
+    ref = np.empty((25, 9))
+    for r in (slice(0, 10), slice(10, 25)):
+        HK.gather_corrupt_groups(X, rows[r], out[r], flags[r], 21, r.start,
+                                 HK.NOISE_CODES[kind], 0.3, np.arange(9),
+                                 np.arange(1, 10), np.full(9, -1),
+                                 np.arange(0), np.zeros((1, 1), dtype=bool),
+                                 False, -1.0, 2.0)
+        K.gather_corrupt(X, rows[r], ref[r], 21, r.start,
+                         K.CORRUPTION_CODES[kind], 0.3, -1.0, 2.0)
+    np.testing.assert_array_equal(out, ref)
+    if kind != "gaussian":
+        np.testing.assert_array_equal(flags, out != X[rows])
