@@ -173,8 +173,9 @@ class Workspace:
         self.weight_tasks = [(k, units) for k, W in enumerate(coefs)
                              for units in blocks(W.shape[0], UNITS_PER_BLOCK)]
         self.arange = np.arange(batch_size)
-        # Stand-ins for absent weight / missing matrices (never read).
+        # Stand-ins for absent weights and noise.
         self.no_weights = np.ones((1, 1), dtype=dtype)
+        self.no_noise = Corruption("none", 0.0, 0)
 
     def products(self, r, k):
         """Where the products of layer ``k`` go: its activations' buffer."""
@@ -225,7 +226,7 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
     n = rows.shape[0]
     n_layers = len(coefs)
     if noise is None:
-        noise = Corruption("none", 0.0, coefs[0].shape[0])
+        noise = ws.no_noise
     _check_shapes(coefs, head, X, targets, target_weights, noise)
     missing = noise.input_missing
     has_missing = missing is not None
