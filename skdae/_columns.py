@@ -263,6 +263,27 @@ def _dtype_categories(X, names, j, container):
             "ordered": False}
 
 
+def column_groups(state):
+    """The network's view of the columns, as plain lists and arrays.
+
+    Returns
+    -------
+    kinds : list of str
+        The head's loss per column: "squared_error" for a numeric column,
+        "softmax" for a categorical one (``_network.Head``).
+    widths : ndarray of int
+        Output units per column.
+    starts, stops, indicators : ndarray of int
+        Each column's input block and missing-indicator input (-1 if none):
+        the column groups of the noise (``_network.Corruption``).
+    """
+    kinds = ["softmax" if c else "squared_error"
+             for c in state["is_categorical"]]
+    widths = state["output_stop"] - state["output_start"]
+    return (kinds, widths, state["input_start"], state["input_stop"],
+            state["indicator"])
+
+
 # --------------------------------------------------------------------------
 # Encode
 # --------------------------------------------------------------------------

@@ -519,7 +519,7 @@ def test_engine_learns_a_real_table_through_columns():
     pd = pytest.importorskip("pandas")
     from sklearn.datasets import load_iris
 
-    from skdae._columns import encode, fit_columns
+    from skdae._columns import column_groups, encode, fit_columns
     from skdae._optimizers import AdamOptimizer
 
     iris = load_iris(as_frame=True)
@@ -528,13 +528,11 @@ def test_engine_learns_a_real_table_through_columns():
     state = fit_columns(X, add_indicator=True)
     inputs, targets, missing = encode(X, state)
     n_cols = len(state["dtypes"])
-    kinds = ["softmax" if c else "squared_error"
-             for c in state["is_categorical"]]
-    widths = state["output_stop"] - state["output_start"]
+    kinds, widths, starts, stops, indicators = column_groups(state)
+    assert kinds == ["squared_error"] * 4 + ["softmax"]
     head = Head(kinds, widths)
-    noise = Corruption("masking", 0.25, inputs.shape[1], state["input_start"],
-                       state["input_stop"], state["indicator"],
-                       input_missing=missing)
+    noise = Corruption("masking", 0.25, inputs.shape[1], starts, stops,
+                       indicators, input_missing=missing)
     coefs, intercepts = _init([inputs.shape[1], 32, 32, head.n_outputs],
                               np.float64)
     for W in coefs:
