@@ -215,8 +215,9 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--dtypes", nargs="+", default=["float32"])
-    p.add_argument("--rows-per-block", type=int, default=64,
-                   help="row block of the skdae engine's forward pass")
+    p.add_argument("--rows-per-block", type=int, default=None,
+                   help="row block of the skdae engine's forward pass "
+                   "(default: half the batch, at least 64)")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 2000 rows, hidden (64, 64), 1 epoch")
