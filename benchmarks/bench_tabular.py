@@ -1,0 +1,245 @@
+"""Benchmark: epoch time of the deep tabular DAE engine against PyTorch.
+
+Workload (defaults): a synthetic table of 20000 rows, 20 numeric columns and
+10 categorical columns of 8 categories (100 inputs), an encoder
+(256, 256, 256) with a mirrored decoder, ReLU, swap noise 0.15, squared error
+on the numeric columns and softmax cross-entropy on each categorical one,
+Adam, batch 256, float32. Three trainers run interleaved epochs:
+
+- ``skdae``: ``skdae._network.forward_backward`` driven by a minimal loop
+  (permutation, minibatches, ``AdamOptimizer``): the engine without the
+  estimator around it;
+- ``torch``: an idiomatic PyTorch tabular DAE of the same architecture
+  (``nn.Sequential``, swap noise by ``torch.randint`` row indices over the
+  training table, ``mse_loss`` + one ``cross_entropy`` per categorical,
+  ``torch.optim.Adam``);
+- ``BLAS floor``: the matrix products of one training step alone (forward,
+  backward and weight gradients of every layer) on the same shapes.
+
+Run ``python benchmarks/bench_tabular.py --quick`` for a smoke run. Figures
+need a quiet machine: compare ratios within one run only.
+"""
+
+import argparse
+import platform
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+try:
+    import torch
+except ImportError:  # the PyTorch rows are skipped
+    torch = None
+
+from skdae import _kernels as K
+from skdae._network import Corruption, Head, Workspace, forward_backward
+from skdae._optimizers import AdamOptimizer
+from skdae._parallel import BlockRunner
+
+
+def make_table(args, dtype):
+    """Encoded inputs, targets and column groups of a synthetic table."""
+    rng = np.random.RandomState(0)
+    n, p, q, k = args.rows, args.numeric, args.categorical, args.categories
+    latent = rng.normal(size=(n, 4))
+    num = latent @ rng.normal(size=(4, p)) + 0.3 * rng.normal(size=(n, p))
+    cats = np.argmax(latent @ rng.normal(size=(4, q * k)).reshape(4, q, k).
+                     transpose(1, 0, 2) + rng.gumbel(size=(q, n, k)), axis=2).T
+    num = (num - num.mean(0)) / num.std(0)
+    X = np.zeros((n, p + q * k), dtype=dtype)
+    X[:, :p] = num
+    for c in range(q):
+        X[np.arange(n), p + c * k + cats[:, c]] = 1.0
+    targets = np.column_stack([num, cats]).astype(dtype)
+    widths = [1] * p + [k] * q
+    starts = np.cumsum([0] + widths)[:-1]
+    return X, targets, cats, widths, starts, starts + np.asarray(widths)
+
+
+class SkdaeTrainer:
+    name = "skdae"
+
+    def __init__(self, table, args, dtype):
+        X, targets, _, widths, starts, stops = table
+        self.X, self.targets = X, targets
+        sizes = [X.shape[1], *args.hidden, *args.hidden[-2::-1], X.shape[1]]
+        rng = np.random.RandomState(0)
+        self.coefs = [(rng.uniform(-1, 1, size=(a, b)) * np.sqrt(6 / (a + b))
+                       ).astype(dtype) for a, b in zip(sizes[:-1], sizes[1:])]
+        self.intercepts = [np.zeros(b, dtype=dtype) for b in sizes[1:]]
+        self.acts = [K.ACTIVATION_CODES["relu"]] * (len(self.coefs) - 1)
+        kinds = ["squared_error"] * args.numeric + ["softmax"] * args.categorical
+        self.head = Head(kinds, widths)
+        self.noise = Corruption("swap", args.level, X.shape[1], starts, stops)
+        self.batch = args.batch
+        self.runner = BlockRunner(args.threads_now)
+        self.runner.__enter__()
+        self.ws = Workspace(self.batch, self.coefs, self.head,
+                            self.noise.n_groups, True, self.runner,
+                            args.rows_per_block)
+        self.params = self.coefs + self.intercepts
+        self.opt = AdamOptimizer(self.params, args.lr)
+        self.rng = np.random.RandomState(1)
+
+    def close(self):
+        self.runner.__exit__(None, None, None)
+
+    def epoch(self):
+        n = self.X.shape[0]
+        perm = self.rng.permutation(n)
+        seeds = self.rng.randint(2**31, size=n // self.batch + 1)
+        grads = self.ws.grad_coefs + self.ws.grad_intercepts
+        for b, start in enumerate(range(0, n - self.batch + 1, self.batch)):
+            rows = perm[start:start + self.batch]
+            forward_backward(self.coefs, self.intercepts, self.acts, self.head,
+                             self.X, rows, self.targets, None, self.noise,
+                             int(seeds[b]), self.ws)
+            self.opt.update_params(self.params, [(g,) for g in grads],
+                                   self.batch, [False] * len(self.params), 0.0)
+
+
+class TorchTrainer:
+    name = "torch"
+
+    def __init__(self, table, args, dtype):
+        X, _, cats, _, _, _ = table
+        self.dt = torch.float32 if dtype == np.float32 else torch.float64
+        torch.manual_seed(0)
+        self.p, self.k, self.q = args.numeric, args.categories, args.categorical
+        self.num = torch.from_numpy(X[:, :self.p].copy())
+        self.cat = torch.from_numpy(cats.astype(np.int64))
+        self.level, self.batch = args.level, args.batch
+        sizes = [X.shape[1], *args.hidden, *args.hidden[-2::-1], X.shape[1]]
+        layers = []
+        for a, b in zip(sizes[:-2], sizes[1:-1]):
+            layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+        layers.append(torch.nn.Linear(sizes[-2], sizes[-1]))
+        self.model = torch.nn.Sequential(*layers).to(self.dt)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=args.lr)
+
+    def close(self):
+        pass
+
+    def swap(self, num, cat):
+        """Swap noise: each entry from the same column of a random row."""
+        n = self.num.shape[0]
+        m = num.shape[0]
+        mask_n = torch.rand(m, self.p) < self.level
+        src = torch.randint(n, (m, self.p))
+        num = torch.where(mask_n, self.num.gather(0, src), num)
+        mask_c = torch.rand(m, self.q) < self.level
+        src = torch.randint(n, (m, self.q))
+        cat = torch.where(mask_c, self.cat.gather(0, src), cat)
+        onehot = torch.nn.functional.one_hot(cat, self.k).to(self.dt)
+        return torch.cat([num, onehot.reshape(m, -1)], dim=1)
+
+    def epoch(self):
+        n = self.num.shape[0]
+        perm = torch.randperm(n)
+        for start in range(0, n - self.batch + 1, self.batch):
+            idx = perm[start:start + self.batch]
+            num, cat = self.num[idx], self.cat[idx]
+            out = self.model(self.swap(num, cat))
+            loss = 0.5 * torch.nn.functional.mse_loss(
+                out[:, :self.p], num, reduction="sum")
+            logits = out[:, self.p:].reshape(-1, self.q, self.k)
+            loss = loss + torch.nn.functional.cross_entropy(
+                logits.reshape(-1, self.k), cat.reshape(-1), reduction="sum")
+            self.opt.zero_grad()
+            (loss / self.batch).backward()
+            self.opt.step()
+
+
+class BlasFloor:
+    """The matrix products of one step, on the same shapes (full batch)."""
+
+    name = "BLAS floor"
+
+    def __init__(self, table, args, dtype):
+        X = table[0]
+        sizes = [X.shape[1], *args.hidden, *args.hidden[-2::-1], X.shape[1]]
+        rng = np.random.RandomState(0)
+        self.W = [rng.normal(size=(a, b)).astype(dtype)
+                  for a, b in zip(sizes[:-1], sizes[1:])]
+        self.H = [rng.normal(size=(args.batch, s)).astype(dtype) for s in sizes]
+        self.G = [np.empty_like(W) for W in self.W]
+        self.steps = X.shape[0] // args.batch
+
+    def close(self):
+        pass
+
+    def epoch(self):
+        W, H, G = self.W, self.H, self.G
+        for _ in range(self.steps):
+            for k in range(len(W)):
+                np.matmul(H[k], W[k], out=H[k + 1])
+            for k in range(len(W) - 1, -1, -1):
+                np.matmul(H[k].T, H[k + 1], out=G[k])
+                if k:
+                    np.matmul(H[k + 1], W[k].T, out=H[k])
+
+
+def run(args, threads, dtype):
+    table = make_table(args, dtype)
+    args.threads_now = threads
+    classes = [SkdaeTrainer, BlasFloor]
+    if torch is not None and not args.no_torch:
+        classes.insert(1, TorchTrainer)
+    with threadpool_limits(threads):
+        if torch is not None:
+            torch.set_num_threads(threads)
+        trainers = [cls(table, args, dtype) for cls in classes]
+        times = {t.name: [] for t in trainers}
+        for round_ in range(args.epochs + 1):
+            for t in trainers:
+                start = time.perf_counter()
+                t.epoch()
+                if round_:  # the first round is a warm-up
+                    times[t.name].append(time.perf_counter() - start)
+        for t in trainers:
+            t.close()
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rows", type=int, default=20000)
+    p.add_argument("--numeric", type=int, default=20)
+    p.add_argument("--categorical", type=int, default=10)
+    p.add_argument("--categories", type=int, default=8)
+    p.add_argument("--hidden", type=int, nargs="+", default=[256, 256, 256])
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--level", type=float, default=0.15)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--dtypes", nargs="+", default=["float32"])
+    p.add_argument("--rows-per-block", type=int, default=None,
+                   help="row block of the skdae engine's forward pass "
+                   "(default: half the batch, at least 64)")
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 2000 rows, hidden (64, 64), 1 epoch")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.rows, args.hidden, args.epochs = 2000, [64, 64], 1
+    blas = [f"{i['internal_api']} {i.get('architecture')}"
+            for i in threadpool_info() if i["user_api"] == "blas"]
+    print(f"CPU {platform.processor() or platform.machine()}; BLAS {blas}; "
+          f"torch {torch.__version__ if torch is not None else '-'}")
+    print(f"{args.rows} rows, {args.numeric} numeric + {args.categorical} x "
+          f"{args.categories} categorical, hidden {args.hidden} mirrored, "
+          f"batch {args.batch}, swap {args.level}")
+    print(f"{'dtype':8} {'threads':>7} {'trainer':>11} {'s/epoch':>8} "
+          f"{'vs skdae':>8}")
+    for dtype in args.dtypes:
+        for threads in args.threads:
+            times = run(args, threads, np.dtype(dtype).type)
+            for name, t in times.items():
+                print(f"{dtype:8} {threads:7d} {name:>11} {t:8.3f} "
+                      f"{t / times['skdae']:8.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,425 @@
+"""The deep network engine: one minibatch forward and backward pass.
+
+One engine for every network trained end to end by backpropagation: the
+tabular autoencoder (numeric and categorical columns, missing values, swap
+or masking noise), the imputer, the fine-tuning of a stack
+(``StackedDenoisingAutoencoder(fine_tune=True)``: one sigmoid or squared-error
+group over all features) and the classifier's fine-tuning (one softmax
+group). Layers follow scikit-learn's MLP layout: ``coefs[i]`` of shape
+(fan_in, fan_out), ``intercepts[i]`` of shape (fan_out,), an activation code
+(``_kernels.ACTIVATION_CODES``) per hidden layer; the last layer feeds the
+output head.
+
+The head (``Head``) is a list of column groups, each a range of output units
+with its loss: ``"squared_error"`` (identity output), ``"sigmoid_cross_entropy"``
+(targets in [0, 1]) or ``"softmax"`` (cross-entropy over the group's units,
+the target a code). The targets form a matrix with one column per
+elementwise output unit and one per softmax group; an optional matrix of the
+same shape weighs every target entry (0 where the target is missing).
+
+Corruption (``Corruption``) acts on column groups of the input (a column's
+input block and its missing indicator): ``"swap"``, ``"masking"`` or
+``"none"``; the emphasis weight ``uncorrupted_weight`` multiplies the loss
+of the target entries whose column group was not corrupted.
+
+Matrix products go to BLAS, the elementwise work to Numba kernels
+(``_kernels`` for hidden layers, ``_head_kernels`` for corruption and head).
+Each minibatch is split into fixed blocks of rows for the forward and
+backward pass, the weight gradients into fixed blocks of input units, all on
+single-threaded BLAS (``_parallel``): the result is bitwise the same for any
+number of threads. Every buffer lives in a ``Workspace`` allocated once per
+fit; the optimizer (``_optimizers``) applies the gradients.
+
+These classes are built at fit time from plain arrays and never stored on an
+estimator.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils import gen_batches
+
+from . import _head_kernels as HK
+from . import _kernels as K
+from ._parallel import ROWS_PER_BLOCK, UNITS_PER_BLOCK, BlockRunner, blocks
+
+# Rows per chunk when predicting many samples: bounds the temporaries.
+_CHUNK_ELEMENTS = 2**22
+
+
+class Head:
+    """The output layer's column groups and their losses.
+
+    Parameters
+    ----------
+    kinds : list of str
+        The loss of each group: "squared_error", "sigmoid_cross_entropy" or
+        "softmax".
+    widths : list of int
+        Output units of each group.
+    target_groups : array-like of int, default=None
+        For every target entry, the index of the input column group whose
+        corruption it reconstructs (-1 for none): the emphasis weights use
+        it. By default entry ``t`` belongs to column group ``t`` if there is
+        corruption at all.
+
+    Adjacent elementwise groups of the same kind are merged into one (their
+    target entries are contiguous), so a head of 784 sigmoid columns costs
+    one group.
+    """
+
+    def __init__(self, kinds, widths, target_groups=None):
+        codes, merged = [], []
+        for kind, width in zip(kinds, widths):
+            code = HK.HEAD_CODES[kind]
+            if code != HK.HEAD_CODES["softmax"] and codes and codes[-1] == code:
+                merged[-1] += int(width)
+            else:
+                codes.append(code)
+                merged.append(int(width))
+        self.kinds = np.asarray(codes, dtype=np.int64)
+        widths = np.asarray(merged, dtype=np.int64)
+        self.stops = np.cumsum(widths)
+        self.starts = self.stops - widths
+        n_targets = np.where(self.kinds == HK.HEAD_CODES["softmax"], 1, widths)
+        self.targets = np.cumsum(n_targets) - n_targets
+        self.n_outputs = int(self.stops[-1])
+        self.n_targets = int(n_targets.sum())
+        if target_groups is None:
+            target_groups = np.arange(self.n_targets)
+        self.target_groups = np.asarray(target_groups, dtype=np.int64)
+        if self.target_groups.shape != (self.n_targets,):
+            raise ValueError(
+                f"target_groups needs {self.n_targets} entries, got "
+                f"{self.target_groups.shape}.")
+
+
+class Corruption:
+    """Input noise by column groups.
+
+    Parameters
+    ----------
+    kind : {"none", "masking", "swap", "gaussian", "salt_and_pepper"}
+    level : float
+        Probability that a column group is corrupted (the noise's standard
+        deviation for "gaussian").
+    starts, stops : array-like of int, default=None
+        Input range of each column group; by default one group per input.
+    indicators : array-like of int, default=None
+        Missing-indicator input of each group (-1 for none).
+    uncorrupted_weight : float, default=1.0
+        Emphasis: loss weight of the targets whose group was not corrupted.
+    pool : ndarray of int, default=None
+        Rows of the training data that swap noise draws from (the training
+        rows, without a validation set); by default all rows.
+    input_missing : ndarray of bool of shape (n_samples, n_groups), default=None
+        Missing input entries: always fed masked and flagged corrupted.
+    low, high : float, default=0.0, 1.0
+        The salt-and-pepper values.
+    """
+
+    def __init__(self, kind, level, n_inputs, starts=None, stops=None,
+                 indicators=None, uncorrupted_weight=1.0, pool=None,
+                 input_missing=None, low=0.0, high=1.0):
+        self.code = HK.NOISE_CODES[kind]
+        self.low, self.high = float(low), float(high)
+        self.level = float(level)
+        if starts is None:
+            starts, stops = np.arange(n_inputs), np.arange(1, n_inputs + 1)
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.stops = np.asarray(stops, dtype=np.int64)
+        self.indicators = (np.full(self.starts.shape[0], -1, dtype=np.int64)
+                           if indicators is None
+                           else np.asarray(indicators, dtype=np.int64))
+        self.n_groups = self.starts.shape[0]
+        self._input_end = max(int(self.stops.max(initial=0)),
+                              int(self.indicators.max(initial=-1)) + 1)
+        self.uncorrupted_weight = float(uncorrupted_weight)
+        # An empty pool means all rows of X.
+        self.pool = np.asarray([] if pool is None else pool, dtype=np.intp)
+        self._pool_end = int(self.pool.max()) + 1 if self.pool.size else 0
+        self.input_missing = input_missing
+        self.emphasis = self.code in (
+            HK.NOISE_CODES["masking"], HK.NOISE_CODES["swap"],
+            HK.NOISE_CODES["salt_and_pepper"]) and (
+            self.uncorrupted_weight != 1.0)
+
+
+class Workspace:
+    """Minibatch buffers, allocated once per call to fit / partial_fit.
+
+    ``runner`` runs the blocks of a minibatch (serially by default).
+    ``rows_per_block`` defaults to half the batch (at least
+    ``_parallel.ROWS_PER_BLOCK``): two blocks keep two cores busy, and on
+    layers of a few hundred units, products of 64 rows ran ~25% slower per
+    epoch than of 128 (``benchmarks/bench_tabular.py``, one thread). It
+    depends on the batch size only, so results stay thread-independent.
+    """
+
+    def __init__(self, batch_size, coefs, head, n_groups, dense_input,
+                 runner=None, rows_per_block=None):
+        dtype = coefs[0].dtype
+        if rows_per_block is None:
+            rows_per_block = max(ROWS_PER_BLOCK, -(-batch_size // 2))
+        self.rows_per_block = rows_per_block
+        self.runner = runner if runner is not None else BlockRunner(1)
+        self.inputs = (np.empty((batch_size, coefs[0].shape[0]), dtype=dtype)
+                       if dense_input else None)
+        self.corrupted = np.zeros((batch_size, max(n_groups, 1)), dtype=np.uint8)
+        self.hidden = [np.empty((batch_size, W.shape[1]), dtype=dtype)
+                       for W in coefs[:-1]]
+        # Gradients with respect to the pre-activations of every layer.
+        self.deltas = [np.empty((batch_size, W.shape[1]), dtype=dtype)
+                       for W in coefs]
+        n_row_blocks = len(blocks(batch_size, rows_per_block))
+        self.bias_parts = [np.empty((n_row_blocks, W.shape[1]), dtype=dtype)
+                           for W in coefs]
+        self.grad_coefs = [np.empty_like(W) for W in coefs]
+        self.grad_intercepts = [np.empty(W.shape[1], dtype=dtype)
+                                for W in coefs]
+        # Weight gradients by blocks of input units of each layer.
+        self.weight_tasks = [(k, units) for k, W in enumerate(coefs)
+                             for units in blocks(W.shape[0], UNITS_PER_BLOCK)]
+        self.arange = np.arange(batch_size)
+        # Stand-ins for absent weights and noise.
+        self.no_weights = np.ones((1, 1), dtype=dtype)
+        self.no_noise = Corruption("none", 0.0, 0)
+
+    def products(self, r, k):
+        """Where the products of layer ``k`` go: its activations' buffer."""
+        if k < len(self.hidden):
+            return self.hidden[k][r]
+        return self.deltas[-1][r]
+
+
+_NO_MISSING = np.zeros((1, 1), dtype=bool)
+
+
+def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
+                     target_weights, noise, seed, ws, after_gradient=None):
+    """Loss and gradients of one minibatch, summed over its samples.
+
+    Parameters
+    ----------
+    coefs, intercepts : list of ndarray
+        The layers, in scikit-learn's MLP layout.
+    activations : list of int
+        Activation code of each hidden layer (``len(coefs) - 1`` of them).
+    head : Head
+    X : ndarray or CSR matrix of shape (n_samples, n_inputs)
+        The (clean) training inputs, in the dtype of ``coefs``; CSR input
+        allows masking noise with one group per feature, or none.
+    rows : ndarray of int
+        The minibatch: row indices into X, ``targets`` and
+        ``target_weights``.
+    targets : ndarray of shape (n_samples, head.n_targets)
+        In the dtype of ``coefs`` (category codes as floats); may be CSR.
+    target_weights : ndarray of shape (n_samples, head.n_targets) or None
+        Loss weight of every target entry (0 where missing); None for 1.
+    noise : Corruption or None
+    seed : int
+        Seed of the minibatch's noise.
+    ws : Workspace
+    after_gradient : callable, default=None
+        ``after_gradient(k, units)`` is called once the gradient rows
+        ``units`` of ``coefs[k]`` are complete (all row blocks done): an
+        optimizer may update those rows while other blocks are computed.
+
+    Returns
+    -------
+    loss : float
+        The weighted loss summed over the minibatch. The gradients (no L2
+        term) land in ``ws.grad_coefs`` and ``ws.grad_intercepts``.
+    """
+    n = rows.shape[0]
+    n_layers = len(coefs)
+    if noise is None:
+        noise = ws.no_noise
+    _check_shapes(coefs, head, X, targets, target_weights, noise)
+    missing = noise.input_missing
+    has_missing = missing is not None
+    sparse_batch = None
+    if sp.issparse(X):
+        if noise.code not in (HK.NOISE_CODES["none"],
+                              HK.NOISE_CODES["masking"]) or has_missing:
+            raise ValueError("Sparse input allows masking noise only.")
+        batch = X[rows]
+        data = batch.data
+        if noise.code == HK.NOISE_CODES["masking"]:
+            data = np.empty_like(batch.data)
+        sparse_batch = (batch.data, data, batch.indices, batch.indptr)
+    if sp.issparse(targets):
+        T, target_rows = targets[rows].toarray(), ws.arange[:n]
+        TW = (target_weights[rows] if target_weights is not None
+              else ws.no_weights)
+    else:
+        T, target_rows = targets, rows
+        TW = target_weights if target_weights is not None else ws.no_weights
+    has_weights = target_weights is not None
+    row_blocks = blocks(n, ws.rows_per_block)
+
+    def forward_backward_rows(b):
+        r = row_blocks[b]
+        corrupted = ws.corrupted[r]
+        if sparse_batch is None:
+            below = ws.inputs[r]
+            HK.gather_corrupt_groups(
+                X, rows[r], below, corrupted, seed, r.start, noise.code,
+                noise.level, noise.starts, noise.stops, noise.indicators,
+                noise.pool,
+                missing if has_missing else _NO_MISSING, has_missing,
+                noise.low, noise.high)
+            np.matmul(below, coefs[0], out=ws.products(r, 0))
+        else:
+            clean, data, indices, indptr = sparse_batch
+            ptr = indptr[r.start:r.stop + 1]
+            if noise.code == HK.NOISE_CODES["masking"]:
+                HK.mask_csr_groups(clean, indices, ptr, data, corrupted, seed,
+                                   r.start, noise.level)
+            K.csr_matmul_t(data, indices, ptr, coefs[0].T, ws.products(r, 0))
+        for k in range(n_layers - 1):
+            H = ws.hidden[k][r]
+            K.bias_activate(H, intercepts[k], activations[k])
+            np.matmul(H, coefs[k + 1], out=ws.products(r, k + 1))
+        delta = ws.deltas[-1][r]
+        loss_sum = HK.head_delta(
+            delta, intercepts[-1], T, target_rows[r], TW, has_weights,
+            corrupted, noise.emphasis, noise.uncorrupted_weight, head.kinds,
+            head.starts, head.stops, head.targets, head.target_groups,
+            ws.bias_parts[-1][b])
+        for k in range(n_layers - 1, 0, -1):
+            delta_below = ws.deltas[k - 1][r]
+            np.matmul(delta, coefs[k].T, out=delta_below)
+            K.hidden_delta(delta_below, ws.hidden[k - 1][r],
+                           activations[k - 1], ws.bias_parts[k - 1][b])
+            delta = delta_below
+        return loss_sum
+
+    def weight_gradients(task):
+        k, units = task
+        if k == 0 and sparse_batch is not None:
+            # O(nnz * fan_out), into the transposed view of the gradient.
+            _, data, indices, indptr = sparse_batch
+            G = ws.grad_coefs[0]
+            G[...] = 0.0
+            K.csr_t_matmul_add(data, indices, indptr, ws.deltas[0][:n], G.T)
+            units = slice(0, G.shape[0])
+        else:
+            below = ws.inputs if k == 0 else ws.hidden[k - 1]
+            np.matmul(below[:n, units].T, ws.deltas[k][:n],
+                      out=ws.grad_coefs[k][units])
+        if after_gradient is not None:
+            after_gradient(k, units)
+
+    losses = ws.runner.map(forward_backward_rows, range(len(row_blocks)))
+    tasks = ws.weight_tasks
+    if sparse_batch is not None:
+        tasks = [(0, None)] + [t for t in tasks if t[0] > 0]
+    # Bias gradients first (block sums in a fixed order), so that they are
+    # complete when ``after_gradient`` sees a layer.
+    n_blocks = len(row_blocks)
+    for parts, grad in zip(ws.bias_parts, ws.grad_intercepts):
+        np.sum(parts[:n_blocks], axis=0, out=grad)
+    ws.runner.map(weight_gradients, tasks)
+    return float(sum(losses))
+
+
+def _check_shapes(coefs, head, X, targets, target_weights, noise):
+    """O(1) checks that keep the kernels (no bounds checks) in bounds."""
+    dtype = coefs[0].dtype
+    n = X.shape[0]
+    for name, a, width in (("X", X, coefs[0].shape[0]),
+                           ("targets", targets, head.n_targets),
+                           ("target_weights", target_weights, head.n_targets)):
+        if a is None:
+            continue
+        if a.dtype != dtype or a.shape != (n, width):
+            raise ValueError(
+                f"{name} must be of dtype {dtype} and shape {(n, width)}, got "
+                f"{a.dtype} and {a.shape}.")
+    if coefs[-1].shape[1] != head.n_outputs:
+        raise ValueError("The last layer's width differs from the head's.")
+    if noise._pool_end > n or noise._input_end > X.shape[1]:
+        raise ValueError("The noise's pool rows or column groups lie beyond X.")
+    missing = noise.input_missing
+    if missing is not None and missing.shape != (n, noise.n_groups):
+        raise ValueError(
+            f"input_missing must be of shape {(n, noise.n_groups)}, got "
+            f"{missing.shape}.")
+
+
+# --------------------------------------------------------------------------
+# Inference
+# --------------------------------------------------------------------------
+def _chunks(X, coefs):
+    widest = max(X.shape[1], *(W.shape[1] for W in coefs))
+    return gen_batches(X.shape[0], max(1, _CHUNK_ELEMENTS // widest))
+
+
+def _layer(H, W, b, activation):
+    A = H @ W
+    A = np.ascontiguousarray(A.toarray() if sp.issparse(A) else A)
+    if activation is not None:
+        K.bias_activate(A, b, activation)
+    return A
+
+
+def hidden_layers(coefs, intercepts, activations, X, layers):
+    """Activations of the hidden ``layers`` (indices), side by side.
+
+    Used by ``transform``: ``layers=[len(coefs) // 2 - 1]`` is the code of
+    a mirrored autoencoder, ``range(len(coefs) // 2)`` its whole encoder.
+    """
+    layers = list(layers)
+    depth = max(layers) + 1
+    widths = [coefs[k].shape[1] for k in layers]
+    out = np.empty((X.shape[0], sum(widths)), dtype=coefs[0].dtype)
+    offsets = np.cumsum([0] + widths)
+    for batch in _chunks(X, coefs[:depth]):
+        H = X[batch]
+        for k in range(depth):
+            H = _layer(H, coefs[k], intercepts[k], activations[k])
+            if k in layers:
+                i = layers.index(k)
+                out[batch, offsets[i]:offsets[i + 1]] = H
+    return out
+
+
+def _outputs(coefs, intercepts, activations, X, batch, start=0):
+    H = X[batch]
+    for k in range(start, len(coefs) - 1):
+        H = _layer(H, coefs[k], intercepts[k], activations[k])
+    return _layer(H, coefs[-1], None, None)
+
+
+def predict_head(coefs, intercepts, activations, head, X, log=False, start=0):
+    """The head's output for X: identity, sigmoid or softmax by group.
+
+    With ``start=k``, X holds the activations of hidden layer ``k - 1`` (the
+    input of ``coefs[k]``): ``inverse_transform`` decodes a code that way.
+    """
+    if X.shape[1] != coefs[start].shape[0]:
+        raise ValueError(
+            f"Expected {coefs[start].shape[0]} columns (the input of layer "
+            f"{start}), got {X.shape[1]}.")
+    out = np.empty((X.shape[0], head.n_outputs), dtype=coefs[0].dtype)
+    for batch in _chunks(X, coefs[start:]):
+        A = _outputs(coefs, intercepts, activations, X, batch, start)
+        HK.head_output(A, intercepts[-1], head.kinds, head.starts, head.stops,
+                       log)
+        out[batch] = A
+    return out
+
+
+def row_losses(coefs, intercepts, activations, head, X, targets,
+               target_weights=None):
+    """Weighted head loss of every row of X (no noise, no emphasis)."""
+    out = np.empty(X.shape[0])
+    for batch in _chunks(X, coefs):
+        A = _outputs(coefs, intercepts, activations, X, batch)
+        T = np.ascontiguousarray(targets[batch], dtype=A.dtype)
+        TW = (np.ascontiguousarray(target_weights[batch], dtype=A.dtype)
+              if target_weights is not None else np.ones((1, 1), A.dtype))
+        HK.head_row_losses(A, intercepts[-1], T, TW,
+                           target_weights is not None, head.kinds, head.starts,
+                           head.stops, head.targets, out[batch])
+    return out
