@@ -244,6 +244,55 @@ class MarginalizedDenoisingAutoencoder(TransformerMixin, BaseEstimator):
                              format="csr", dtype=X.dtype)
         return np.hstack([X] + codes)
 
+    def score_samples(self, X):
+        """Minus the clean reconstruction loss of each sample by the first layer.
+
+        The first layer's linear reconstruction of the features it
+        reconstructs (``reconstructed_features_``) from the unmasked input,
+        as :meth:`DenoisingAutoencoder.score_samples` measures it: higher
+        means more typical of the training data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Minus the per-sample squared error, summed over the features.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse="csr",
+                          dtype=[np.float64, np.float32], reset=False)
+        coef = self.coefs_[0].astype(X.dtype, copy=False)
+        R = np.asarray(X @ coef.T) + self.intercepts_[0].astype(X.dtype)
+        T = X[:, self.reconstructed_features_]
+        R -= T.toarray() if sp.issparse(T) else T
+        return -np.einsum("ij,ij->i", R, R)
+
+    def score(self, X, y=None):
+        """Mean of :meth:`score_samples`: minus the mean reconstruction loss.
+
+        Not comparable across ``corruption_level`` (a masked layer
+        reconstructs the clean input less closely by design): select it by
+        a downstream score instead.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to score.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            Minus the mean per-sample reconstruction loss; higher is better.
+        """
+        return float(np.mean(self.score_samples(X)))
+
     def get_feature_names_out(self, input_features=None):
         """Names of the output features.
 
