@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import RidgeClassifier
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 
@@ -158,7 +158,7 @@ def test_reduced_with_every_feature_is_the_full_layer(X_small):
 
 
 def test_reduced_never_holds_a_d_by_d_matrix():
-    d, r = 8000, 40
+    d, r = 4000, 100
     rng = np.random.RandomState(0)
     X = sp.random(300, d, density=0.01, format="csr", random_state=rng)
     tracemalloc.start()
@@ -168,7 +168,7 @@ def test_reduced_never_holds_a_d_by_d_matrix():
     arrays = [a for stats in est._statistics
               for a in [stats["cross"], *stats["scatter"]] if a is not None]
     assert max(a.size for a in arrays) <= d * r
-    # A d x d float64 matrix would be 512 MB; d r float64 is 2.6 MB.
+    # A d x d float64 matrix would be 128 MB; d r float64 is 3.2 MB.
     assert peak < 10 * d * r * 8
 
 
@@ -356,7 +356,7 @@ def test_pickle_clone_pipeline_and_grid_search(digits):
     restored = pickle.loads(pickle.dumps(est))
     assert_array_equal(restored.transform(X), est.transform(X))
     assert not hasattr(clone(est), "coefs_")
-    pipe = make_pipeline(MSDA(), LogisticRegression(max_iter=300))
+    pipe = make_pipeline(MSDA(), RidgeClassifier())
     search = GridSearchCV(pipe, {"marginalizeddenoisingautoencoder__"
                                  "corruption_level": [0.1, 0.5]}, cv=2)
     search.fit(X[:600], y[:600])
@@ -372,10 +372,10 @@ def test_features_lift_a_linear_classifier_on_masked_digits(digits):
         X, y, test_size=0.5, random_state=0, stratify=y)
     X_test = X_test * (np.random.RandomState(0).uniform(size=X_test.shape)
                        >= 0.3)
-    clf = LogisticRegression(max_iter=3000)
+    clf = RidgeClassifier()
     raw = clf.fit(X_train, y_train).score(X_test, y_test)
     msda = MSDA(n_layers=2, features="layers").fit(X_train)
     lifted = clf.fit(msda.transform(X_train), y_train).score(
         msda.transform(X_test), y_test)
-    # Measured over four splits: 0.763 +- 0.011 raw, 0.823 +- 0.012 mSDA.
-    assert lifted > raw + 0.03
+    # Measured over four splits: 0.669 +- 0.015 raw, 0.829 +- 0.002 mSDA.
+    assert lifted > raw + 0.08
