@@ -109,7 +109,8 @@ def layer_statistics(X, targets, subsets):
         Xc = _as_float64_csc(X)
         col_sum = np.asarray(Xc.sum(axis=0)).ravel()
         scatter = [_sparse_product(Xc[:, g], Xc[:, g]) for g in subsets]
-        cross = None if plain else _sparse_product(Xc, Xc[:, targets])
+        # Sparse times dense: no sparse d x r intermediate.
+        cross = None if plain else Xc.T @ Xc[:, targets].toarray()
     else:
         col_sum = np.zeros(d)
         for rows in blocks(n, ROWS_PER_CHUNK):
