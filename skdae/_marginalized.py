@@ -110,7 +110,7 @@ class MarginalizedDenoisingAutoencoder(TransformerMixin, BaseEstimator):
     See Also
     --------
     DenoisingAutoencoder : A denoising autoencoder trained by gradient
-        descent: non-linear codes of any width, any noise and loss.
+        descent, with codes of any width and other noises and losses.
     sklearn.decomposition.PCA : Linear dimensionality reduction.
 
     Notes
