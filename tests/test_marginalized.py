@@ -11,6 +11,7 @@ from sklearn.base import clone
 from sklearn.linear_model import RidgeClassifier
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
+from threadpoolctl import threadpool_limits
 
 import skdae._marginalized as marginalized_module
 from skdae import MarginalizedDenoisingAutoencoder as MSDA
@@ -348,6 +349,44 @@ def test_features_and_their_names(X_small, features, width):
     assert_allclose(out[:, -12:], codes[-1])
     assert_allclose(codes[0], np.tanh(X_small @ est.coefs_[0].T
                                       + est.intercepts_[0]))
+
+
+@pytest.mark.parametrize("activation, func", [
+    ("tanh", np.tanh), ("relu", lambda a: np.maximum(a, 0)),
+    ("identity", lambda a: a)])
+def test_activation_between_layers(X_small, activation, func):
+    est = MSDA(n_layers=2, activation=activation, features="layers")
+    out = est.fit(X_small).transform(X_small)
+    H1 = func(X_small @ est.coefs_[0].T + est.intercepts_[0])
+    H2 = func(H1 @ est.coefs_[1].T + est.intercepts_[1])
+    assert_allclose(out, np.hstack([H1, H2]), rtol=1e-10, atol=1e-12)
+    # The second layer is fitted on the first layer's output.
+    assert_allclose(est.coefs_[1], MSDA().fit(H1).coefs_[0], rtol=1e-8,
+                    atol=1e-12)
+
+
+def test_same_model_whatever_the_thread_count():
+    # Enough rows for several chunks of the scatter product.
+    X = np.random.RandomState(0).uniform(size=(5000, 30))
+    with threadpool_limits(1, user_api="blas"):
+        one = MSDA(n_layers=2).fit(X)
+    with threadpool_limits(2, user_api="blas"):
+        two = MSDA(n_layers=2).fit(X)
+    for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_):
+        assert_array_equal(a, b)
+
+
+def test_skops_round_trip(X_counts):
+    sio = pytest.importorskip("skops.io")
+    est = MSDA(n_layers=2, n_components=9, random_state=0).fit(X_counts)
+    dumped = sio.dumps(est)
+    untrusted = sio.get_untrusted_types(data=dumped)
+    assert all(t.startswith("skdae.") for t in untrusted), untrusted
+    restored = sio.loads(dumped, trusted=untrusted)
+    assert_array_equal(restored.transform(X_counts).toarray(),
+                       est.transform(X_counts).toarray())
+    restored.partial_fit(X_counts)  # the statistics came along
+    assert restored.n_samples_seen_ == 2 * X_counts.shape[0]
 
 
 def test_pickle_clone_pipeline_and_grid_search(digits):
