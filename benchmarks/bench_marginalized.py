@@ -254,10 +254,15 @@ def _peak_fit(est, X):
 # Sparse learners: name -> factory(r). A DAE with reconstruction sampling
 # belongs here once it exists.
 def sparse_learners(args):
-    return {f"mSDA n_components={r}, {layers} layer(s)":
-            (lambda r=r, layers=layers: MSDA(n_layers=layers, n_components=r,
-                                             random_state=0))
-            for r in args.bow_r for layers in (1, 2)}
+    learners = {}
+    for r in args.bow_r:
+        for layers, features in [(1, "all"), (2, "all"), (2, "layers")]:
+            learners[f"mSDA n_components={r}, {layers} layer(s), "
+                     f"features={features}"] = (
+                lambda r=r, layers=layers, features=features: MSDA(
+                    n_layers=layers, n_components=r, features=features,
+                    random_state=0))
+    return learners
 
 
 def bag_of_words(args):

@@ -369,8 +369,8 @@ class MarginalizedDenoisingAutoencoder(TransformerMixin, BaseEstimator):
             coef, intercept = solve_layer(stats, layer_targets, layer_subsets,
                                           p, self.alpha)
             statistics.append(stats)
-            coefs.append(coef.astype(X.dtype))
-            intercepts.append(intercept.astype(X.dtype))
+            coefs.append(coef.astype(X.dtype, copy=False))
+            intercepts.append(intercept.astype(X.dtype, copy=False))
             if k + 1 < self.n_layers:
                 H = self._layer_output(H, coefs[-1], intercepts[-1], code)
         return {"_statistics": statistics, "coefs_": coefs,
@@ -410,7 +410,13 @@ class MarginalizedDenoisingAutoencoder(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _layer_output(X, coef, intercept, code):
-        H = np.asarray(X @ coef.T, dtype=coef.dtype, order="C")
+        if sp.issparse(X):
+            # No transposed copy of the (r, d) weights, which scipy makes.
+            H = np.empty((X.shape[0], coef.shape[0]), dtype=coef.dtype)
+            K.csr_matmul_t(X.data.astype(coef.dtype, copy=False), X.indices,
+                           X.indptr, coef, H)
+        else:
+            H = np.asarray(X @ coef.T, dtype=coef.dtype, order="C")
         K.bias_activate(H, intercept, code)
         return H
 
