@@ -16,6 +16,9 @@ from sklearn.utils.validation import (
 from . import _kernels as K
 from ._scatter import add_statistics, layer_statistics, solve_layer
 
+# Attributes that validate_data sets.
+_VALIDATED = ("n_features_in_", "feature_names_in_")
+
 
 class MarginalizedDenoisingAutoencoder(TransformerMixin, BaseEstimator):
     """Marginalized stacked denoising autoencoder (mSDA), fitted in closed form.
@@ -189,10 +192,7 @@ class MarginalizedDenoisingAutoencoder(TransformerMixin, BaseEstimator):
         self : object
             Fitted estimator.
         """
-        X = validate_data(self, X, accept_sparse="csr",
-                          dtype=[np.float64, np.float32])
-        self._commit(self._update(X, None))
-        return self
+        return self._fit_aside(X, reset=True)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -211,11 +211,7 @@ class MarginalizedDenoisingAutoencoder(TransformerMixin, BaseEstimator):
         self : object
             Fitted estimator.
         """
-        first = not hasattr(self, "_statistics")
-        X = validate_data(self, X, accept_sparse="csr",
-                          dtype=[np.float64, np.float32], reset=first)
-        self._commit(self._update(X, None if first else self._statistics))
-        return self
+        return self._fit_aside(X, reset=not hasattr(self, "_statistics"))
 
     def transform(self, X):
         """Encode X: the input and / or the layers' outputs (see ``features``).
@@ -379,9 +375,30 @@ class MarginalizedDenoisingAutoencoder(TransformerMixin, BaseEstimator):
                 "feature_subsets_": subsets,
                 "n_samples_seen_": int(statistics[0]["n"])}
 
-    def _commit(self, state):
+    def _fit_aside(self, X, reset):
+        """Validate X, compute the new model aside, then commit it at once.
+
+        ``validate_data`` sets ``n_features_in_`` / ``feature_names_in_``
+        before anything is computed: on any exception (a KeyboardInterrupt
+        too) they are put back, so a failed fit leaves the previous model
+        whole.
+        """
+        saved = {k: self.__dict__[k] for k in _VALIDATED
+                 if k in self.__dict__}
+        try:
+            X = validate_data(self, X, accept_sparse="csr",
+                              dtype=[np.float64, np.float32], reset=reset)
+            state = self._update(X, None if reset else self._statistics)
+        except BaseException:
+            for k in _VALIDATED:
+                if k in saved:
+                    self.__dict__[k] = saved[k]
+                else:
+                    self.__dict__.pop(k, None)
+            raise
         # One dict update: an interrupt leaves either the old or the new model.
         self.__dict__.update(state)
+        return self
 
     def _choose_targets(self, X):
         """The first layer's reconstructed features and feature subsets."""

@@ -291,8 +291,8 @@ def test_alpha_zero_with_a_dead_feature_is_finite(X_small):
 # Transactional fits
 # ----------------------------------------------------------------------
 def _state(est):
-    return pickle.dumps({k: v for k, v in vars(est).items()
-                         if k.endswith("_") or k == "_statistics"})
+    return pickle.dumps(sorted((k, v) for k, v in vars(est).items()
+                               if k.endswith("_") or k == "_statistics"))
 
 
 def test_failed_partial_fit_leaves_the_model_unchanged(X_small, monkeypatch):
@@ -315,6 +315,25 @@ def test_failed_partial_fit_leaves_the_model_unchanged(X_small, monkeypatch):
         est.partial_fit(X_small)
     assert _state(est) == before
     assert est.n_samples_seen_ == len(X_small)
+
+
+def test_failed_fit_leaves_the_model_unchanged(X_small, monkeypatch):
+    est = MSDA(n_layers=2).fit(X_small)
+    before = _state(est)
+    bad = X_small[:, :5].copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        est.fit(bad)
+    assert _state(est) == before
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(marginalized_module, "solve_layer", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X_small[:, :5])
+    assert _state(est) == before
+    assert est.n_features_in_ == 12
 
 
 def test_changing_the_shape_between_partial_fits_is_an_error(X_small):
