@@ -2,10 +2,12 @@
 
 from ._autoencoder import DenoisingAutoencoder
 from ._classifier import StackedDenoisingAutoencoderClassifier
+from ._marginalized import MarginalizedDenoisingAutoencoder
 from ._stacked import StackedDenoisingAutoencoder
 
 __all__ = [
     "DenoisingAutoencoder",
+    "MarginalizedDenoisingAutoencoder",
     "StackedDenoisingAutoencoder",
     "StackedDenoisingAutoencoderClassifier",
 ]

@@ -20,6 +20,9 @@ _SMALL = {
 _VARIANTS = [
     skdae.StackedDenoisingAutoencoderClassifier(hidden_layer_sizes=(16,),
                                                 pretrain=False),
+    # Two layers and the reduced (subset) variant of the first one.
+    skdae.MarginalizedDenoisingAutoencoder(n_layers=2, n_components=1,
+                                           random_state=0),
 ]
 
 
@@ -33,7 +36,8 @@ def _public_estimators():
 def test_every_public_estimator_is_checked():
     checked = {type(est).__name__ for est in _public_estimators()}
     assert checked == {"DenoisingAutoencoder", "StackedDenoisingAutoencoder",
-                       "StackedDenoisingAutoencoderClassifier"}
+                       "StackedDenoisingAutoencoderClassifier",
+                       "MarginalizedDenoisingAutoencoder"}
 
 
 @parametrize_with_checks(list(_public_estimators()) + _VARIANTS)
