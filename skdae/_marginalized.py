@@ -14,13 +14,15 @@ from sklearn.utils.validation import (
 )
 
 from . import _kernels as K
+from ._repr import DocumentationLinkMixin
 from ._scatter import add_statistics, layer_statistics, solve_layer
 
 # Attributes that validate_data sets.
 _VALIDATED = ("n_features_in_", "feature_names_in_")
 
 
-class MarginalizedDenoisingAutoencoder(TransformerMixin, BaseEstimator):
+class MarginalizedDenoisingAutoencoder(DocumentationLinkMixin, TransformerMixin,
+                                       BaseEstimator):
     """Marginalized stacked denoising autoencoder (mSDA), fitted in closed form.
 
     Each layer is a linear denoising autoencoder with masking noise whose
