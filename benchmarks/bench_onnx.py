@@ -5,10 +5,11 @@ StackedDenoisingAutoencoderClassifier 784 -> 500 -> 500 -> 10 and a
 MarginalizedDenoisingAutoencoder of two reduced layers 784 -> 500 -> 500
 (tanh) returning the input and both layers (``features="all"``, 1784
 columns), weights from a short fit on synthetic MNIST-like data (speed does
-not depend on their values). For each batch size, ``transform`` / ``predict_proba`` of skdae and
-the same graph run by onnxruntime (``skdae.onnx`` + ``skl2onnx.to_onnx``) are
-timed in turn, interleaved so that both see the same machine load; the table
-gives rows per second (median over the repeats) and the ratio ONNX / skdae.
+not depend on their values). For each batch size, ``transform`` /
+``predict_proba`` of skdae and the same graph run by onnxruntime
+(``skdae.onnx`` + ``skl2onnx.to_onnx``) are timed in turn, interleaved so
+that both see the same machine load; the table gives rows per second
+(median over the repeats) and the ratio ONNX / skdae.
 skdae's threads are capped with threadpoolctl, onnxruntime's with
 ``intra_op_num_threads`` (one inter-op thread).
 

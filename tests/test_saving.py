@@ -206,3 +206,14 @@ def test_what_partial_fit_resumes_after_loading(data, name):
     fit(est, X[::2], y[::2], "partial_fit")
     fit(loaded, X[::2], y[::2], "partial_fit")
     assert_array_equal(output(loaded, X), output(est, X))
+
+
+@pytest.mark.parametrize("name", [name for name in PUBLIC_ESTIMATORS
+                                  if "warm_start" in make(name).get_params()])
+def test_warm_start_after_loading_trains_as_in_memory(data, name):
+    X, y = data
+    est = fit(make(name).set_params(warm_start=True), X, y)
+    loaded = pickle.loads(pickle.dumps(est))
+    fit(est, X[::2], y[::2])
+    fit(loaded, X[::2], y[::2])
+    assert_array_equal(output(loaded, X), output(est, X))
