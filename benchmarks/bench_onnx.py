@@ -1,12 +1,15 @@
 """Benchmark: inference speed of exported ONNX graphs against skdae's own.
 
-Workload (defaults): a DenoisingAutoencoder 784 -> 500 (sigmoid) and a
-StackedDenoisingAutoencoderClassifier 784 -> 500 -> 500 -> 10, weights from a
-short fit on synthetic MNIST-like data (speed does not depend on their
-values). For each batch size, ``transform`` / ``predict_proba`` of skdae and
-the same graph run by onnxruntime (``skdae.onnx`` + ``skl2onnx.to_onnx``) are
-timed in turn, interleaved so that both see the same machine load; the table
-gives rows per second (median over the repeats) and the ratio ONNX / skdae.
+Workload (defaults): a DenoisingAutoencoder 784 -> 500 (sigmoid), a
+StackedDenoisingAutoencoderClassifier 784 -> 500 -> 500 -> 10 and a
+MarginalizedDenoisingAutoencoder of two reduced layers 784 -> 500 -> 500
+(tanh) returning the input and both layers (``features="all"``, 1784
+columns), weights from a short fit on synthetic MNIST-like data (speed does
+not depend on their values). For each batch size, ``transform`` /
+``predict_proba`` of skdae and the same graph run by onnxruntime
+(``skdae.onnx`` + ``skl2onnx.to_onnx``) are timed in turn, interleaved so
+that both see the same machine load; the table gives rows per second
+(median over the repeats) and the ratio ONNX / skdae.
 skdae's threads are capped with threadpoolctl, onnxruntime's with
 ``intra_op_num_threads`` (one inter-op thread).
 
@@ -25,7 +28,11 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import skdae.onnx  # noqa: F401 (registers the converters)
-from skdae import DenoisingAutoencoder, StackedDenoisingAutoencoderClassifier
+from skdae import (
+    DenoisingAutoencoder,
+    MarginalizedDenoisingAutoencoder,
+    StackedDenoisingAutoencoderClassifier,
+)
 
 
 def cpu_model():
@@ -51,8 +58,11 @@ def fitted_models(args, dtype):
         clf = StackedDenoisingAutoencoderClassifier(
             (args.hidden, args.hidden), pretrain_max_iter=1, max_iter=1,
             random_state=0).fit(X, y)
+    msda = MarginalizedDenoisingAutoencoder(
+        2, n_components=args.hidden, random_state=0).fit(X)
     return {"DenoisingAutoencoder.transform": (ae, ae.transform),
-            "SdAClassifier.predict_proba": (clf, clf.predict_proba)}
+            "SdAClassifier.predict_proba": (clf, clf.predict_proba),
+            "MarginalizedDAE.transform": (msda, msda.transform)}
 
 
 def onnx_function(model, dtype, threads):

@@ -21,7 +21,7 @@ from ._scatter import add_statistics, layer_statistics, solve_layer
 _VALIDATED = ("n_features_in_", "feature_names_in_")
 
 
-class MarginalizedDenoisingAutoencoder(DocumentationLinkMixin, TransformerMixin,
+class MarginalizedDenoisingAutoencoder(TransformerMixin, DocumentationLinkMixin,
                                        BaseEstimator):
     """Marginalized stacked denoising autoencoder (mSDA), fitted in closed form.
 
@@ -140,6 +140,14 @@ class MarginalizedDenoisingAutoencoder(DocumentationLinkMixin, TransformerMixin,
     that improves as the lower layers settle. The reduced variant chooses its
     reconstructed features and subsets on the first chunk.
 
+    The statistics :meth:`partial_fit` adds to take about as much memory as
+    the weights (float64 scatter matrices). A model whose last fit was
+    :meth:`fit` is saved (pickle, joblib, skops) without them, about the
+    size of its weights; one trained by :meth:`partial_fit` keeps them, so
+    that streaming training continues after loading (as ``dask_ml``'s
+    ``Incremental`` does between blocks). :meth:`partial_fit` on a model
+    loaded after :meth:`fit` raises a ``ValueError``.
+
     References
     ----------
     Chen, M., Xu, Z., Weinberger, K. Q., & Sha, F. (2012). Marginalized
@@ -194,7 +202,7 @@ class MarginalizedDenoisingAutoencoder(DocumentationLinkMixin, TransformerMixin,
         self : object
             Fitted estimator.
         """
-        return self._fit_aside(X, reset=True)
+        return self._fit_aside(X, reset=True, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -213,7 +221,14 @@ class MarginalizedDenoisingAutoencoder(DocumentationLinkMixin, TransformerMixin,
         self : object
             Fitted estimator.
         """
-        return self._fit_aside(X, reset=not hasattr(self, "_statistics"))
+        if hasattr(self, "coefs_") and getattr(self, "_statistics", None) is None:
+            raise ValueError(
+                "This MarginalizedDenoisingAutoencoder was saved after fit, "
+                "without the statistics partial_fit adds to (a model saved "
+                "after partial_fit keeps them). Call fit on all the data, or "
+                "train with partial_fit from the first chunk.")
+        return self._fit_aside(X, reset=not hasattr(self, "_statistics"),
+                               incremental=True)
 
     def transform(self, X):
         """Encode X: the input and / or the layers' outputs (see ``features``).
@@ -321,6 +336,13 @@ class MarginalizedDenoisingAutoencoder(DocumentationLinkMixin, TransformerMixin,
             names = list(input_features) + names
         return np.asarray(names, dtype=object)
 
+    def __getstate__(self):
+        # The statistics are saved only for partial_fit (see Notes).
+        state = dict(super().__getstate__())  # may be __dict__ itself
+        if not state.get("_pickle_statistics", True):
+            state["_statistics"] = None
+        return state
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
@@ -377,8 +399,10 @@ class MarginalizedDenoisingAutoencoder(DocumentationLinkMixin, TransformerMixin,
                 "feature_subsets_": subsets,
                 "n_samples_seen_": int(statistics[0]["n"])}
 
-    def _fit_aside(self, X, reset):
+    def _fit_aside(self, X, reset, incremental):
         """Validate X, compute the new model aside, then commit it at once.
+
+        ``incremental``: whether pickles keep the statistics (partial_fit).
 
         ``validate_data`` sets ``n_features_in_`` / ``feature_names_in_``
         before anything is computed: on any exception (a KeyboardInterrupt
@@ -398,6 +422,7 @@ class MarginalizedDenoisingAutoencoder(DocumentationLinkMixin, TransformerMixin,
                 else:
                     self.__dict__.pop(k, None)
             raise
+        state["_pickle_statistics"] = incremental
         # One dict update: an interrupt leaves either the old or the new model.
         self.__dict__.update(state)
         return self

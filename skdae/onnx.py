@@ -15,9 +15,10 @@ not. Both come with the ``onnx`` extra: ``pip install "skdae[onnx]"``.
 What the graphs compute
 -----------------------
 - a transformer (:class:`~skdae.DenoisingAutoencoder`,
-  :class:`~skdae.StackedDenoisingAutoencoder`) gives its :meth:`transform`
-  output, named ``codes`` when it is the last step; ``inverse_transform``
-  and ``score_samples`` are not exported;
+  :class:`~skdae.StackedDenoisingAutoencoder`,
+  :class:`~skdae.MarginalizedDenoisingAutoencoder` with any ``features``)
+  gives its :meth:`transform` output, named ``codes`` when it is the last
+  step; ``inverse_transform`` and ``score_samples`` are not exported;
 - a classifier (:class:`~skdae.StackedDenoisingAutoencoderClassifier`)
   gives the labels (``label``) and the class probabilities
   (``probabilities``), with skl2onnx's usual classifier options ``zipmap``
@@ -72,6 +73,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._autoencoder import DenoisingAutoencoder
 from ._classifier import StackedDenoisingAutoencoderClassifier
+from ._marginalized import MarginalizedDenoisingAutoencoder
 from ._stacked import StackedDenoisingAutoencoder
 
 __all__ = []
@@ -200,11 +202,33 @@ def _classifier_layers(model):
             zip(model.coefs_, model.intercepts_, activations + ["softmax"])]
 
 
+def _marginalized_graph(g, model, X, output):
+    """The layers' outputs, after the input with ``features="all"``.
+
+    Layer ``k`` is ``activation(H @ coefs_[k].T + intercepts_[k])``; the
+    reduced variant's first layer is already one (r, d) matrix.
+    """
+    layers = [_Layer(W.T, b, model.activation)
+              for W, b in zip(model.coefs_, model.intercepts_)]
+    if model.features == "last":
+        g.dense(X, layers, output)
+        return
+    parts, H = [X] if model.features == "all" else [], X
+    for k, layer in enumerate(layers):
+        # The only part of the output: written to it, no Concat.
+        alone = not parts and k == len(layers) - 1
+        H = g.dense(H, [layer], output if alone else None)
+        parts.append(H)
+    if len(parts) > 1:
+        g.node("Concat", parts, output, axis=1)
+
+
 # Estimator class -> graph function. A transformer's graph computes its
 # transform; a classifier's its class probabilities (the labels follow).
 _TRANSFORMERS = {
     DenoisingAutoencoder: _dense_graph(_autoencoder_layers),
     StackedDenoisingAutoencoder: _dense_graph(_stacked_layers),
+    MarginalizedDenoisingAutoencoder: _marginalized_graph,
 }
 _CLASSIFIERS = {
     StackedDenoisingAutoencoderClassifier: _dense_graph(_classifier_layers),

@@ -404,6 +404,11 @@ def test_skops_round_trip(X_counts):
     restored = sio.loads(dumped, trusted=untrusted)
     assert_array_equal(restored.transform(X_counts).toarray(),
                        est.transform(X_counts).toarray())
+    # Saved after fit: without the statistics partial_fit adds to.
+    with pytest.raises(ValueError, match="saved after fit"):
+        restored.partial_fit(X_counts)
+    est = MSDA(n_layers=2, n_components=9, random_state=0).partial_fit(X_counts)
+    restored = sio.loads(sio.dumps(est), trusted=untrusted)
     restored.partial_fit(X_counts)  # the statistics came along
     assert restored.n_samples_seen_ == 2 * X_counts.shape[0]
 

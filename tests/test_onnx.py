@@ -13,6 +13,7 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from skdae import (
     DenoisingAutoencoder,
+    MarginalizedDenoisingAutoencoder,
     StackedDenoisingAutoencoder,
     StackedDenoisingAutoencoderClassifier,
 )
@@ -128,6 +129,63 @@ def test_stacked_transform(data, dataset, activation, dtype):
     assert_parity(codes, sda.transform(X))
 
 
+@pytest.mark.parametrize("dataset", ["digits", "random"])
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
+@pytest.mark.parametrize("features", ["all", "layers", "last"])
+@pytest.mark.parametrize("activation", ["tanh", "relu", "identity"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_marginalized_transform(data, dataset, n_layers, features, activation,
+                                dtype):
+    X = data[dataset][0].astype(dtype)
+    msda = MarginalizedDenoisingAutoencoder(
+        n_layers, activation=activation, features=features).fit(X)
+    onx = skl2onnx.to_onnx(msda, X[:1])
+    names, (codes,) = run(onx, X)
+    assert names == ["codes"]
+    assert codes.shape == (X.shape[0], len(msda.get_feature_names_out()))
+    assert_parity(codes, msda.transform(X))
+
+
+@pytest.mark.parametrize("features", ["all", "layers", "last"])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_reduced_marginalized_transform(data, features, sparse, dtype):
+    # Non-negative digits: the first layer reconstructs the 20 most often
+    # non-zero pixels from subsets of about 20 pixels.
+    X = data["digits"][0].astype(dtype)
+    X_fit = sp.csr_matrix(X) if sparse else X
+    msda = MarginalizedDenoisingAutoencoder(
+        2, n_components=20, features=features, random_state=0).fit(X_fit)
+    assert len(msda.feature_subsets_) > 1
+    _, (codes,) = run(skl2onnx.to_onnx(msda, X[:1]), X)
+    want = msda.transform(X_fit)
+    assert_parity(codes, want.toarray() if sp.issparse(want) else want)
+
+
+@pytest.mark.parametrize("dataset", ["digits", "random"])
+@pytest.mark.parametrize("features", ["all", "last"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sparse_trained_marginalized_takes_dense_input(data, dataset, features,
+                                                       dtype):
+    X = data[dataset][0].astype(dtype)
+    X[np.abs(X) < 0.5] = 0
+    X_sparse = sp.csr_matrix(X)
+    msda = MarginalizedDenoisingAutoencoder(2, features=features).fit(X_sparse)
+    _, (codes,) = run(skl2onnx.to_onnx(msda, X[:1]), X)
+    want = msda.transform(X_sparse)
+    assert_parity(codes, want.toarray() if sp.issparse(want) else want)
+
+
+def test_float32_marginalized_exported_in_double(data):
+    X = data["digits"][0]
+    msda = MarginalizedDenoisingAutoencoder(2).fit(X.astype(np.float32))
+    assert msda.coefs_[0].dtype == np.float32
+    onx = skl2onnx.convert_sklearn(
+        msda, initial_types=[("X", DoubleTensorType([None, X.shape[1]]))])
+    _, (codes,) = run(onx, X)
+    assert_parity(codes, msda.transform(X))
+
+
 def _labels(y, kind):
     return np.array(["zero", "one", "two", "three", "four", "five", "six",
                      "seven", "eight", "nine"])[y] if kind == "str" else y
@@ -205,17 +263,24 @@ def test_classifier_bool_and_float_labels_come_out_int64(data, y_map):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("model", ["autoencoder", "stacked", "classifier"])
+@pytest.mark.parametrize("model", ["autoencoder", "stacked", "classifier",
+                                   "marginalized", "reduced marginalized"])
 def test_in_pipeline(data, model, dtype):
     X, y = data["digits"]
     X = X.astype(dtype) * 16
+    encoders = {
+        "autoencoder": lambda: _autoencoder(n_components=16),
+        "stacked": lambda: StackedDenoisingAutoencoder(
+            hidden_layer_sizes=(16, 8), activation=["tanh", "relu"],
+            max_iter=3, random_state=0),
+        "marginalized": lambda: MarginalizedDenoisingAutoencoder(2),
+        "reduced marginalized": lambda: MarginalizedDenoisingAutoencoder(
+            2, n_components=16, features="layers", random_state=0),
+    }
     if model == "classifier":
         pipe = make_pipeline(MinMaxScaler(), _classifier())
     else:
-        encoder = (_autoencoder(n_components=16) if model == "autoencoder"
-                   else StackedDenoisingAutoencoder(
-                       hidden_layer_sizes=(16, 8), activation=["tanh", "relu"],
-                       max_iter=3, random_state=0))
+        encoder = encoders[model]()
         pipe = make_pipeline(StandardScaler(), encoder,
                              LogisticRegression(max_iter=500))
     pipe.fit(X, y)

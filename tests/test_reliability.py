@@ -21,7 +21,6 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 
-import skdae
 from skdae import (
     DenoisingAutoencoder,
     StackedDenoisingAutoencoder,
@@ -445,7 +444,7 @@ def test_partial_fit_follows_changed_solver_settings(data, change):
 
 
 # ---------------------------------------------------------------------------
-# E. Progress output; saved size
+# E. Progress output (saved models: tests/test_saving.py)
 # ---------------------------------------------------------------------------
 def test_progress_lines_count_epochs_time_and_tag_layers(data, monkeypatch):
     X, _ = data
@@ -469,54 +468,3 @@ def test_progress_lines_count_epochs_time_and_tag_layers(data, monkeypatch):
     inside = re.findall(r"\[DenoisingAutoencoder\] epoch 1/1: minibatch "
                         r"(\d+)/6, loss = \d+\.\d+", out.getvalue())
     assert inside == [str(k) for k in range(1, 7)]
-
-
-def _weight_bytes(est):
-    """Bytes of the distinct arrays of a fitted model (layers included)."""
-    arrays = {}
-
-    def collect(value):
-        if isinstance(value, np.ndarray):
-            arrays[id(value)] = value.nbytes
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                collect(v)
-        elif hasattr(value, "get_params"):
-            for v in vars(value).values():
-                collect(v)
-
-    collect(est)
-    return sum(arrays.values())
-
-
-@pytest.mark.parametrize("make", [
-    lambda: dae(n_components=64), lambda: stack(hidden_layer_sizes=(64, 32)),
-    lambda: clf(hidden_layer_sizes=(64, 32))])
-def test_saved_model_is_close_to_its_weights_and_trains_on(data, make):
-    X, y = data
-    est = make()
-    supervised = isinstance(est, StackedDenoisingAutoencoderClassifier)
-    args = (X, y) if supervised else (X,)
-    est.fit(*args)
-    saved = pickle.dumps(est)
-    assert len(saved) < 1.2 * _weight_bytes(est)
-    restored = pickle.loads(saved)
-    n_iter = restored.n_iter_
-    restored.partial_fit(*args)
-    assert restored.n_iter_ > n_iter
-
-
-@pytest.mark.parametrize("make", [dae, stack, clf])
-def test_skops_round_trip_trusts_public_types_only(data, make):
-    sio = pytest.importorskip("skops.io", reason="skops is not installed")
-    X, y = data
-    est = make()
-    supervised = isinstance(est, StackedDenoisingAutoencoderClassifier)
-    est.fit(*((X, y) if supervised else (X,)))
-    dumped = sio.dumps(est)
-    untrusted = sio.get_untrusted_types(data=dumped)
-    assert all(t.startswith("skdae.") and t.rsplit(".", 1)[1] in skdae.__all__
-               for t in untrusted), untrusted
-    loaded = sio.loads(dumped, trusted=untrusted)
-    method = "predict_proba" if supervised else "transform"
-    assert_array_equal(getattr(loaded, method)(X), getattr(est, method)(X))
