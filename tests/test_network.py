@@ -18,6 +18,8 @@ from skdae._network import (
 from skdae._parallel import BlockRunner
 
 ACTIVATIONS = ["sigmoid", "tanh", "relu", "identity"]
+# Noise that needs a dense minibatch also for CSR input.
+_DENSE_NOISE = (HK.NOISE_CODES["gaussian"], HK.NOISE_CODES["salt_and_pepper"])
 
 
 def _uniforms(seed, n_rows, n_cols, stream2=False):
@@ -134,8 +136,10 @@ def _engine(coefs, intercepts, acts, head, X, rows, T, TW, noise, seed,
             n_threads=1):
     codes = [K.ACTIVATION_CODES[a] for a in acts]
     with BlockRunner(n_threads) as runner:
-        ws = Workspace(len(rows), coefs, head, noise.n_groups,
-                       not sp.issparse(X), runner)
+        ws = Workspace(len(rows), coefs, head,
+                       noise.n_groups if noise is not None else 0,
+                       not sp.issparse(X) or (noise is not None and noise.code
+                                              in _DENSE_NOISE), runner)
         loss = forward_backward(coefs, intercepts, codes, head, X, rows, T, TW,
                                 noise, seed, ws)
     return loss, ws
@@ -382,26 +386,43 @@ def test_sigmoid_group_with_masking_on_csr_matches_dense():
     np.testing.assert_allclose(dense_loss, ref, rtol=1e-10)
 
 
-def test_softmax_classifier_head_matches_backprop():
-    """The classifier's fine-tuning: one softmax group, no noise."""
-    from skdae import _backprop
-
+def test_softmax_classifier_head_gradients():
+    """The classifier's fine-tuning: one softmax group, no noise, dense or CSR."""
     rng = np.random.RandomState(5)
-    X = rng.normal(size=(80, 7))
+    X = rng.normal(size=(80, 7)) * (rng.uniform(size=(80, 7)) < 0.6)
     y = rng.randint(4, size=80)
     coefs, intercepts = _init([7, 6, 5, 4], np.float64)
-    codes = [K.ACTIVATION_CODES["tanh"], K.ACTIVATION_CODES["relu"]]
+    acts = ["tanh", "relu"]
     rows = rng.permutation(80)[:70]
     head = Head(["softmax"], [4])
-    noise = Corruption("none", 0.0, 7)
-    loss, ws = _engine(coefs, intercepts, ["tanh", "relu"], head, X, rows,
-                       y[:, None].astype(float), None, noise, 0)
-    old_ws = _backprop.Workspace(70, 7, coefs, np.float64, True)
-    old = _backprop.forward_backward(coefs, intercepts, codes, X, rows, y[rows],
-                                     old_ws)
-    np.testing.assert_allclose(loss, old, rtol=1e-12)
-    for a, b in zip(ws.grad_coefs + ws.grad_intercepts,
-                    old_ws.grad_coefs + old_ws.grad_intercepts):
+    T = y[:, None].astype(float)
+    loss, ws = _engine(coefs, intercepts, acts, head, X, rows, T, None,
+                       Corruption("none", 0.0, 7), 0)
+    ones = np.ones((70, 1))
+
+    def f():
+        return _ref_loss(coefs, intercepts, acts, head, X[rows], T[rows],
+                         ones, np.ones((70, 1), np.uint8), 1.0,
+                         head.target_groups)
+
+    np.testing.assert_allclose(loss, f(), rtol=1e-12)
+    eps = 1e-6
+    for P, G in zip(coefs + intercepts, ws.grad_coefs + ws.grad_intercepts):
+        for idx in [tuple(rng.randint(s) for s in P.shape) for _ in range(4)]:
+            old = P[idx]
+            P[idx] = old + eps
+            up = f()
+            P[idx] = old - eps
+            down = f()
+            P[idx] = old
+            np.testing.assert_allclose(G[idx], (up - down) / (2 * eps),
+                                       rtol=1e-5, atol=1e-8)
+    # noise=None is no noise; CSR input gives the same loss and gradients.
+    sparse_loss, sparse_ws = _engine(coefs, intercepts, acts, head,
+                                     sp.csr_matrix(X), rows, T, None, None, 0)
+    np.testing.assert_allclose(sparse_loss, loss, rtol=1e-12)
+    for a, b in zip(sparse_ws.grad_coefs + sparse_ws.grad_intercepts,
+                    ws.grad_coefs + ws.grad_intercepts):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 

@@ -26,6 +26,7 @@ from skdae import (
     DenoisingAutoencoder,
     StackedDenoisingAutoencoder,
     StackedDenoisingAutoencoderClassifier,
+    _network,
 )
 
 pytestmark = pytest.mark.usefixtures("quiet_single_threaded_blas")
@@ -291,10 +292,8 @@ class _Interrupt:
     (stack, "fit", DenoisingAutoencoder, "_train_batch", 5),  # layer 2
     (stack, "partial_fit", DenoisingAutoencoder, "_train_batch", 2),
     (clf, "fit", DenoisingAutoencoder, "_train_batch", 2),  # pretraining
-    (clf, "fit", StackedDenoisingAutoencoderClassifier, "_forward_backward",
-     3),  # fine-tuning
-    (clf, "partial_fit", StackedDenoisingAutoencoderClassifier,
-     "_forward_backward", 1),
+    (clf, "fit", _network, "forward_backward", 3),  # fine-tuning
+    (clf, "partial_fit", _network, "forward_backward", 1),
 ])
 @pytest.mark.parametrize("fitted", [False, True])
 def test_keyboard_interrupt_leaves_the_estimator_as_before(
