@@ -667,12 +667,11 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         if warm:
             self._update_layers()
         else:
-            self._random_state = rng = check_random_state(self.random_state)
-            self.autoencoders_ = self._make_layers(rng)
-            for name in ("_validation_seed", "_optimizer_state",
-                         "_untied_by_fine_tuning"):
+            for name in ("_validation_seed", "_untied_by_fine_tuning"):
                 self.__dict__.pop(name, None)
             self._forget_fine_tuning()
+            self._random_state = rng = check_random_state(self.random_state)
+            self.autoencoders_ = self._make_layers(rng)
         indices, val_indices = np.arange(X.shape[0]), None
         if self.fine_tune and self.early_stopping and not incremental:
             indices, val_indices = validation_split(self, indices)

@@ -20,6 +20,8 @@ _SMALL = {
 _VARIANTS = [
     skdae.StackedDenoisingAutoencoderClassifier(hidden_layer_sizes=(16,),
                                                 pretrain=False),
+    skdae.StackedDenoisingAutoencoder(hidden_layer_sizes=(16, 8),
+                                      fine_tune=True),
 ]
 
 

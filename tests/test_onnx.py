@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
@@ -123,6 +124,22 @@ def test_stacked_transform(data, dataset, activation, dtype):
     sda = StackedDenoisingAutoencoder(
         hidden_layer_sizes=(10, 6), activation=activation,
         tied_weights=False, max_iter=3, random_state=0).fit(X)
+    names, (codes,) = run(skl2onnx.to_onnx(sda, X[:1]), X)
+    assert names == ["codes"]
+    assert_parity(codes, sda.transform(X))
+
+
+@pytest.mark.parametrize("dataset", ["digits", "random"])
+@pytest.mark.parametrize("activation", ["sigmoid", ["relu", "tanh"]])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fine_tuned_stacked_transform(data, dataset, activation, dtype):
+    X = data[dataset][0].astype(dtype)
+    greedy = StackedDenoisingAutoencoder(
+        hidden_layer_sizes=(10, 6), activation=activation, max_iter=3,
+        random_state=0).fit(X)
+    sda = clone(greedy).set_params(fine_tune=True, fine_tune_max_iter=5).fit(X)
+    # The export reads the fine-tuned encoders, not the greedy ones.
+    assert not np.allclose(sda.transform(X), greedy.transform(X))
     names, (codes,) = run(skl2onnx.to_onnx(sda, X[:1]), X)
     assert names == ["codes"]
     assert_parity(codes, sda.transform(X))

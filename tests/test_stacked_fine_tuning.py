@@ -310,6 +310,20 @@ def test_verbose_tags_the_fine_tuning(digits):
         r"loss = \d+\.\d+", text)) == 2
 
 
+def test_refit_starts_afresh(digits):
+    X = digits[:200]
+    stack = _stack().fit(X)
+    stack.set_params(fine_tune=False).fit(X)
+    # Tied again, no fine-tuning state: as a new greedy stack.
+    new = _stack(fine_tune=False).fit(X)
+    assert all(ae.tied_weights and ae.decoder_components_ is ae.components_
+               for ae in stack.autoencoders_)
+    assert not hasattr(stack, "fine_tune_n_iter_")
+    assert_array_equal(stack.transform(X), new.transform(X))
+    assert_array_equal(stack.set_params(fine_tune=True).fit(X).transform(X),
+                       _stack().fit(X).transform(X))
+
+
 def test_pickle_and_clone(digits):
     X = digits[:300]
     stack = _stack().fit(X)
