@@ -324,6 +324,21 @@ def _mixed_setup(depth, activation, noise_kind="swap"):
     return X, T, TW, missing, head, coefs, intercepts, acts, noise
 
 
+def _assert_finite_differences(params, grads, f, rtol, atol, n=4, eps=1e-6):
+    """Central differences of ``f()`` at ``n`` random entries of each param."""
+    rng = np.random.RandomState(0)
+    for P, G in zip(params, grads):
+        for idx in [tuple(rng.randint(s) for s in P.shape) for _ in range(n)]:
+            old = P[idx]
+            P[idx] = old + eps
+            up = f()
+            P[idx] = old - eps
+            down = f()
+            P[idx] = old
+            np.testing.assert_allclose(G[idx], (up - down) / (2 * eps),
+                                       rtol=rtol, atol=atol)
+
+
 @pytest.mark.parametrize("depth", [1, 2, 3])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_gradients_match_finite_differences(depth, activation):
@@ -344,21 +359,9 @@ def test_gradients_match_finite_differences(depth, activation):
         return _ref_loss(coefs, intercepts, acts, head, inputs, T[rows],
                          TW[rows], flags, 0.4, head.target_groups)
 
-    rng = np.random.RandomState(0)
-    eps = 1e-6
-    for params, grads in ((coefs, ws.grad_coefs),
-                          (intercepts, ws.grad_intercepts)):
-        for P, G in zip(params, grads):
-            for idx in [tuple(rng.randint(s) for s in P.shape)
-                        for _ in range(4)]:
-                old = P[idx]
-                P[idx] = old + eps
-                up = f()
-                P[idx] = old - eps
-                down = f()
-                P[idx] = old
-                np.testing.assert_allclose(G[idx], (up - down) / (2 * eps),
-                                           rtol=1e-4, atol=1e-6)
+    _assert_finite_differences(coefs + intercepts,
+                               ws.grad_coefs + ws.grad_intercepts, f,
+                               rtol=1e-4, atol=1e-6)
 
 
 def test_sigmoid_group_with_masking_on_csr_matches_dense():
@@ -406,17 +409,9 @@ def test_softmax_classifier_head_gradients():
                          head.target_groups)
 
     np.testing.assert_allclose(loss, f(), rtol=1e-12)
-    eps = 1e-6
-    for P, G in zip(coefs + intercepts, ws.grad_coefs + ws.grad_intercepts):
-        for idx in [tuple(rng.randint(s) for s in P.shape) for _ in range(4)]:
-            old = P[idx]
-            P[idx] = old + eps
-            up = f()
-            P[idx] = old - eps
-            down = f()
-            P[idx] = old
-            np.testing.assert_allclose(G[idx], (up - down) / (2 * eps),
-                                       rtol=1e-5, atol=1e-8)
+    _assert_finite_differences(coefs + intercepts,
+                               ws.grad_coefs + ws.grad_intercepts, f,
+                               rtol=1e-5, atol=1e-8)
     # noise=None is no noise; CSR input gives the same loss and gradients.
     sparse_loss, sparse_ws = _engine(coefs, intercepts, acts, head,
                                      sp.csr_matrix(X), rows, T, None, None, 0)
