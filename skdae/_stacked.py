@@ -15,18 +15,16 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _kernels as K
 from ._autoencoder import DenoisingAutoencoder
 from ._base import SOLVER_PARAMETER_CONSTRAINTS
-from ._minibatch import data_range
-from ._network import Corruption, Head, row_losses, train
+from ._fine_tuning import deep_network, fine_tune, forget_fine_tuning
+from ._network import row_losses
 from ._parallel import BlockRunner, available_threads, blocks
 from ._repr import DocumentationLinkMixin
 from ._training import (
     check_structure,
     pickled_state,
     record_structure,
-    reset_training_state,
     transaction,
     unpickled_state,
     validation_split,
@@ -38,24 +36,6 @@ _ENCODE_ROWS_PER_BLOCK = 2048
 # Settings that may differ between layers: a scalar or one value per layer.
 PER_LAYER_PARAMS = ("corruption", "corruption_level", "uncorrupted_weight",
                     "activation", "loss")
-
-# A layer's reconstruction in the deep autoencoder: its decoder's output
-# activation (for the layers above the first) and head loss (the first).
-_DECODER_ACTIVATIONS = {"cross_entropy": "sigmoid", "squared_error": "identity"}
-_HEAD_LOSSES = {"cross_entropy": "sigmoid_cross_entropy",
-                "squared_error": "squared_error"}
-
-# The training state of fine-tuning, kept apart from the layers' own.
-_FINE_TUNING_STATE = {
-    "n_iter_": "fine_tune_n_iter_",
-    "loss_curve_": "fine_tune_loss_curve_",
-    "best_loss_": "fine_tune_best_loss_",
-    "validation_scores_": "fine_tune_validation_scores_",
-    "best_validation_score_": "fine_tune_best_validation_score_",
-    "t_": "_fine_tune_t",
-    "_no_improvement_count": "_fine_tune_no_improvement_count",
-}
-
 
 def _check_hidden_layer_sizes(hidden_layer_sizes):
     """Validated layer widths as a list of ints."""
@@ -599,8 +579,8 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
                           dtype=[np.float64, np.float32], reset=False)
         if sp.issparse(X):
             X = X.tocsr()
-        coefs, intercepts, activations, head = self._network(X.dtype)
-        return -row_losses(coefs, intercepts, activations, head, X, X)
+        network = deep_network(self.autoencoders_, X.dtype)
+        return -row_losses(*network, X, X)
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples`: minus the mean reconstruction loss.
@@ -669,7 +649,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         else:
             for name in ("_validation_seed", "_untied_by_fine_tuning"):
                 self.__dict__.pop(name, None)
-            self._forget_fine_tuning()
+            forget_fine_tuning(self)
             self._random_state = rng = check_random_state(self.random_state)
             self.autoencoders_ = self._make_layers(rng)
         indices, val_indices = np.arange(X.shape[0]), None
@@ -680,9 +660,9 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
             X_train = X[indices] if val_indices is not None else X
             self._train_layers(X_train, incremental and not self.fine_tune)
             if warm:
-                self._forget_fine_tuning()
+                forget_fine_tuning(self)
         if self.fine_tune:
-            self._fine_tune(X, indices, val_indices, incremental)
+            fine_tune(self, X, indices, val_indices, incremental)
 
     def _layer_settings(self):
         """Layer widths, and the parameters of each layer's autoencoder."""
@@ -754,117 +734,3 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
                   f"{layer.n_components} units, corruption="
                   f"{layer.corruption}({layer.corruption_level})")
             sys.stdout.flush()
-
-    # ------------------------------------------------------------------
-    # The whole stack as one network: fine-tuning and scoring
-    # ------------------------------------------------------------------
-    def _network(self, dtype, copy=False):
-        """The deep autoencoder in MLP layout, on the engine (``_network``).
-
-        Encoders from the bottom up, then decoders from the top down (each
-        decoder's output activation: sigmoid for a cross-entropy layer, else
-        the identity), topped by the first layer's loss as the head: the
-        function ``inverse_transform(transform(X))``. ``copy=True`` gives
-        C-contiguous copies to train.
-        """
-        layers = self.autoencoders_
-        weights = ([ae.components_.T for ae in layers]
-                   + [ae.decoder_components_ for ae in reversed(layers)])
-        biases = ([ae.intercept_hidden_ for ae in layers]
-                  + [ae.intercept_visible_ for ae in reversed(layers)])
-        if copy:
-            coefs = [np.array(W, dtype=dtype, order="C") for W in weights]
-            intercepts = [np.array(b, dtype=dtype) for b in biases]
-        else:
-            coefs = [W.astype(dtype, copy=False) for W in weights]
-            intercepts = [b.astype(dtype, copy=False) for b in biases]
-        names = ([ae.activation for ae in layers]
-                 + [_DECODER_ACTIVATIONS[ae.loss_] for ae in layers[:0:-1]])
-        activations = [K.ACTIVATION_CODES[name] for name in names]
-        first = layers[0]
-        head = Head([_HEAD_LOSSES[first.loss_]], [first.n_features_in_])
-        return coefs, intercepts, activations, head
-
-    def _fine_tune(self, X, indices, val_indices, incremental):
-        """Fine-tuning epochs (``fine_tune_max_iter``, or one) of the stack."""
-        layers = self.autoencoders_
-        first = layers[0]
-        value_range = data_range(X)
-        if not np.isfinite(value_range).all():
-            raise ValueError(
-                "Input X contains NaN or infinity (the check was skipped by "
-                "sklearn.set_config(assume_finite=True)). Remove or impute "
-                "these values first.")
-        first._check_data_range(value_range, first.loss_)
-        first._track_data_range(value_range)
-        dtype = first.components_.dtype
-        X = X.astype(dtype, copy=False)
-        coefs, intercepts, activations, head = self._network(dtype, copy=True)
-        kind = "none" if first.corruption_level == 0 else first.corruption
-        noise = Corruption(kind, first.corruption_level, X.shape[1],
-                           uncorrupted_weight=first.uncorrupted_weight,
-                           low=first._data_low_high[0],
-                           high=first._data_low_high[1])
-        view = _FineTuning(self)
-        if not hasattr(self, "fine_tune_n_iter_"):
-            reset_training_state(view)
-            self.__dict__.pop("_optimizer_state", None)
-        validation_score = None
-        if val_indices is not None:
-            X_val = X[val_indices]
-
-            def validation_score():
-                return -float(np.mean(row_losses(
-                    coefs, intercepts, activations, head, X_val, X_val)))
-
-        if self.verbose:
-            widths = " -> ".join(str(W.shape[0]) for W in coefs)
-            print(f"[{type(self).__name__}] Fine-tuning: {widths} -> "
-                  f"{coefs[-1].shape[1]} units, corruption={kind}"
-                  f"({first.corruption_level}), loss={first.loss_}")
-            sys.stdout.flush()
-        train(view, coefs, intercepts, activations, head, X, X, indices,
-              n_epochs=1 if incremental else self.fine_tune_max_iter,
-              incremental=incremental, noise=noise,
-              validation_score=validation_score,
-              tag=f"{type(self).__name__} fine-tuning")
-        self._store_network(coefs, intercepts)
-
-    def _store_network(self, coefs, intercepts):
-        """The fine-tuned weights into the layers, which become untied."""
-        top = 2 * len(self.autoencoders_) - 1
-        for k, layer in enumerate(self.autoencoders_):
-            layer.components_ = np.ascontiguousarray(coefs[k].T)
-            layer.intercept_hidden_ = intercepts[k]
-            layer.decoder_components_ = coefs[top - k]
-            layer.intercept_visible_ = intercepts[top - k]
-            layer.tied_weights = False
-            layer._structure["tied_weights"] = False
-            # Its greedy optimizer state was for other (tied) weights.
-            layer.__dict__.pop("_optimizer_state", None)
-        self._untied_by_fine_tuning = True
-
-    def _forget_fine_tuning(self):
-        """Remove the fine-tuning state: the layers changed since (or new)."""
-        for name in _FINE_TUNING_STATE.values():
-            self.__dict__.pop(name, None)
-        self.__dict__.pop("_optimizer_state", None)
-
-
-class _FineTuning:
-    """The stack as the training loop sees it during fine-tuning.
-
-    ``run_epochs`` and the optimizer read the stack's settings and random
-    state through it, and keep their training state in the stack's
-    ``fine_tune_*`` attributes (``_FINE_TUNING_STATE``), apart from the
-    layers' ``n_iter_``. Built for one call, never stored.
-    """
-
-    def __init__(self, stack):
-        object.__setattr__(self, "_stack", stack)
-
-    def __getattr__(self, name):
-        return getattr(self._stack, _FINE_TUNING_STATE.get(name, name))
-
-    def __setattr__(self, name, value):
-        setattr(self._stack, _FINE_TUNING_STATE.get(name, name), value)

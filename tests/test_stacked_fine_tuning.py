@@ -18,6 +18,7 @@ from sklearn.model_selection import GridSearchCV
 from threadpoolctl import threadpool_limits
 
 from skdae import StackedDenoisingAutoencoder
+from skdae._fine_tuning import deep_network
 from skdae._network import Workspace, forward_backward, predict_head
 
 pytestmark = pytest.mark.usefixtures("quiet_single_threaded_blas")
@@ -91,7 +92,7 @@ def test_score_samples_is_the_reconstruction_loss_of_the_whole_stack():
     assert_allclose(stack.score_samples(sp.csr_matrix(Xn)),
                     stack.score_samples(Xn), rtol=1e-12)
     # The network of the stack is inverse_transform(transform(X)).
-    net = stack._network(np.float64)
+    net = deep_network(stack.autoencoders_, np.float64)
     assert_allclose(predict_head(*net, Xn),
                     stack.inverse_transform(stack.transform(Xn)), rtol=1e-12)
 
@@ -107,8 +108,8 @@ def test_gradients_through_the_stack_wiring_match_finite_differences():
         ae.decoder_components_ = ae.decoder_components_ + rng.normal(
             scale=0.3, size=ae.decoder_components_.shape)
         ae.intercept_visible_ = rng.normal(size=ae.intercept_visible_.shape)
-    coefs, intercepts, activations, head = stack._network(np.float64,
-                                                          copy=True)
+    coefs, intercepts, activations, head = deep_network(
+        stack.autoencoders_, np.float64, copy=True)
     ws = Workspace(150, coefs, head, 0, True)
     loss = forward_backward(coefs, intercepts, activations, head, X,
                             np.arange(150), X, None, None, 0, ws)
@@ -174,7 +175,7 @@ def test_fine_tuned_weights_live_in_the_layers(digits):
         assert t.components_.flags.c_contiguous
     # transform / inverse_transform / score_samples use them, and agree
     # with the network the fine-tuning trained.
-    net = tuned._network(np.float64)
+    net = deep_network(tuned.autoencoders_, np.float64)
     assert_allclose(predict_head(*net, X),
                     tuned.inverse_transform(tuned.transform(X)), rtol=1e-12)
     assert_allclose(tuned.score_samples(X), -_reference_loss(tuned, X),
