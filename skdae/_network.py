@@ -252,7 +252,7 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
     has_missing = missing is not None
     sparse_batch = None
     source, source_rows = X, rows
-    if sp.issparse(X) and noise.code in _DENSE_NOISE:
+    if sp.issparse(X) and noise.code in _DENSE_NOISE and not has_missing:
         # Noise that fills the zeros: a dense minibatch, drawn as for dense X
         # (the draws depend on a row's place in the minibatch only).
         if ws.inputs is None:
@@ -263,7 +263,8 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
         if noise.code not in (HK.NOISE_CODES["none"],
                               HK.NOISE_CODES["masking"]) or has_missing:
             raise ValueError("Sparse input allows masking, gaussian and "
-                             "salt_and_pepper noise only.")
+                             "salt_and_pepper noise only, and no missing "
+                             "entries.")
         batch = X[rows]
         data = batch.data
         if noise.code == HK.NOISE_CODES["masking"]:

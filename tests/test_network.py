@@ -389,6 +389,35 @@ def test_sigmoid_group_with_masking_on_csr_matches_dense():
     np.testing.assert_allclose(dense_loss, ref, rtol=1e-10)
 
 
+@pytest.mark.parametrize("kind", ["gaussian", "salt_and_pepper"])
+def test_noise_that_fills_zeros_on_csr_matches_dense(kind):
+    """CSR input, gaussian or salt-and-pepper noise: dense minibatches."""
+    rng = np.random.RandomState(9)
+    D = rng.uniform(size=(50, 12)) * (rng.uniform(size=(50, 12)) < 0.5)
+    head = Head(["squared_error"], [12])
+    coefs, intercepts = _init([12, 5, 12], np.float64)
+    rows = rng.permutation(50)[:40]
+    noise = Corruption(kind, 0.3, 12, low=-1.0, high=2.0,
+                       uncorrupted_weight=0.5 if kind != "gaussian" else 1.0)
+    dense = _engine(coefs, intercepts, ["tanh"], head, D, rows, D, None,
+                    noise, 4)
+    sparse = _engine(coefs, intercepts, ["tanh"], head, sp.csr_matrix(D), rows,
+                     sp.csr_matrix(D), None, noise, 4)
+    assert sparse[0] == dense[0]
+    for a, b in zip(sparse[1].grad_coefs + sparse[1].grad_intercepts,
+                    dense[1].grad_coefs + dense[1].grad_intercepts):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    # The noise did act, and sparse input takes no missing entries.
+    clean = _engine(coefs, intercepts, ["tanh"], head, D, rows, D, None,
+                    None, 4)
+    assert clean[0] != dense[0]
+    missing = Corruption(kind, 0.3, 12, input_missing=np.zeros((50, 12),
+                                                               dtype=bool))
+    with pytest.raises(ValueError, match="no missing entries"):
+        _engine(coefs, intercepts, ["tanh"], head, sp.csr_matrix(D), rows, D,
+                None, missing, 4)
+
+
 def test_softmax_classifier_head_gradients():
     """The classifier's fine-tuning: one softmax group, no noise, dense or CSR."""
     rng = np.random.RandomState(5)
