@@ -21,7 +21,7 @@ _VARIANTS = [
     skdae.StackedDenoisingAutoencoderClassifier(hidden_layer_sizes=(16,),
                                                 pretrain=False),
     skdae.StackedDenoisingAutoencoder(hidden_layer_sizes=(16, 8),
-                                      fine_tune=True),
+                                      fine_tune=True, fine_tune_max_iter=10),
 ]
 
 
