@@ -17,10 +17,8 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels as K
-from ._backprop import Workspace, forward_backward, predict_output
 from ._base import SOLVER_PARAMETER_CONSTRAINTS
-from ._optimizers import make_optimizer
-from ._parallel import BlockRunner, available_threads
+from ._network import Head, predict_head, train
 from ._repr import DocumentationLinkMixin
 from ._stacked import (
     StackedDenoisingAutoencoder,
@@ -28,13 +26,10 @@ from ._stacked import (
     _per_layer,
 )
 from ._training import (
-    batch_size_for,
     check_structure,
-    keep_optimizer_state,
     pickled_state,
     record_structure,
     reset_training_state,
-    run_epochs,
     transaction,
     unpickled_state,
     validation_split,
@@ -633,21 +628,16 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
         self.__dict__.pop("_optimizer_state", None)
         record_structure(self, self._structure_now())
 
-    def _params(self):
-        params = []
-        for W, b in zip(self.coefs_, self.intercepts_):
-            params += [W, b]
-        return params, [True, False] * len(self.coefs_)
-
     # ------------------------------------------------------------------
     # Fine-tuning
     # ------------------------------------------------------------------
     def _finetune(self, X, y, indices, val_indices, incremental):
-        """Run ``max_iter`` epochs (fit) or one epoch (partial_fit)."""
-        params, l2_flags = self._params()
-        optimizer = make_optimizer(
-            self, params,
-            self.__dict__.get("_optimizer_state") if incremental else None)
+        """Run ``max_iter`` epochs (fit) or one epoch (partial_fit).
+
+        The network (the encoders topped by the softmax layer) trains on the
+        deep network engine (``_network``): one softmax group whose target
+        is the class index, clean input.
+        """
         validation_score = None
         if val_indices is not None:
             def validation_score():
@@ -655,36 +645,15 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
                                       axis=1)
                 return float(np.mean(predicted == y[val_indices]))
 
-        batch_size = batch_size_for(self, indices.shape[0])
-        # Blocks on single-threaded BLAS (``_parallel``): the same result for
-        # any number of threads. Overflow is not warned about: divergence is
-        # detected (non-finite loss or weights) and reported as an error.
-        with BlockRunner(available_threads()) as runner, np.errstate(
-                over="ignore", invalid="ignore"):
-            ws = Workspace(batch_size, X.shape[1], self.coefs_, X.dtype,
-                            dense_input=not sp.issparse(X), runner=runner)
-            grads = [(g,) for pair in zip(ws.grad_coefs, ws.grad_intercepts)
-                     for g in pair]
-
-            def step(rows, seed):
-                loss_sum = self._forward_backward(X, rows, y[rows], ws)
-                optimizer.update_params(params, grads, rows.shape[0],
-                                        l2_flags, self.alpha)
-                return loss_sum
-
-            run_epochs(self, step, params, l2_flags, indices,
-                       n_epochs=1 if incremental else self.max_iter,
-                       batch_size=batch_size, seeded=False,
-                       validation_score=validation_score,
-                       tag=f"{type(self).__name__} fine-tuning",
-                       warn=not incremental)
+        train(self, self.coefs_, self.intercepts_, self._activations,
+              self._head(), X, y[:, None].astype(X.dtype), indices,
+              n_epochs=1 if incremental else self.max_iter,
+              incremental=incremental, validation_score=validation_score,
+              tag=f"{type(self).__name__} fine-tuning")
         self.loss_ = self.loss_curve_[-1]
-        keep_optimizer_state(self, optimizer, incremental)
 
-    def _forward_backward(self, X, rows, y, ws):
-        """Loss and gradients of one minibatch; see ``_backprop``."""
-        return forward_backward(self.coefs_, self.intercepts_,
-                                self._activations, X, rows, y, ws)
+    def _head(self):
+        return Head(["softmax"], [self.classes_.shape[0]])
 
     # ------------------------------------------------------------------
     # Prediction
@@ -698,8 +667,10 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
         return self._output(X, log)
 
     def _output(self, X, log):
-        return predict_output(self.coefs_, self.intercepts_,
-                              self._activations, X, log)
+        """Softmax output (or its log) in the dtype of the weights."""
+        X = X.astype(self.coefs_[0].dtype, copy=False)
+        return predict_head(self.coefs_, self.intercepts_, self._activations,
+                            self._head(), X, log=log)
 
 
 def _can_stratify(y_codes, validation_fraction):

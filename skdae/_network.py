@@ -28,7 +28,9 @@ Each minibatch is split into fixed blocks of rows for the forward and
 backward pass, the weight gradients into fixed blocks of input units, all on
 single-threaded BLAS (``_parallel``): the result is bitwise the same for any
 number of threads. Every buffer lives in a ``Workspace`` allocated once per
-fit; the optimizer (``_optimizers``) applies the gradients.
+fit; the optimizer (``_optimizers``) applies the gradients. :func:`train`
+runs the whole of it through the epoch loop (``_training.run_epochs``): the
+estimators call it with their network, head, targets and noise.
 
 These classes are built at fit time from plain arrays and never stored on an
 estimator.
@@ -40,7 +42,15 @@ from sklearn.utils import gen_batches
 
 from . import _head_kernels as HK
 from . import _kernels as K
-from ._parallel import ROWS_PER_BLOCK, UNITS_PER_BLOCK, BlockRunner, blocks
+from ._optimizers import make_optimizer
+from ._parallel import (
+    ROWS_PER_BLOCK,
+    UNITS_PER_BLOCK,
+    BlockRunner,
+    available_threads,
+    blocks,
+)
+from ._training import batch_size_for, keep_optimizer_state, run_epochs
 
 # Rows per chunk when predicting many samples: bounds the temporaries.
 _CHUNK_ELEMENTS = 2**22
@@ -192,6 +202,7 @@ class Workspace:
 
 
 _NO_MISSING = np.zeros((1, 1), dtype=bool)
+_DENSE_NOISE = (HK.NOISE_CODES["gaussian"], HK.NOISE_CODES["salt_and_pepper"])
 
 
 def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
@@ -207,7 +218,9 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
     head : Head
     X : ndarray or CSR matrix of shape (n_samples, n_inputs)
         The (clean) training inputs, in the dtype of ``coefs``; CSR input
-        allows masking noise with one group per feature, or none.
+        allows one group per feature and masking noise (which keeps the
+        sparsity), none, or gaussian and salt-and-pepper noise (densified
+        a minibatch at a time: ``ws`` needs ``dense_input=True``).
     rows : ndarray of int
         The minibatch: row indices into X, ``targets`` and
         ``target_weights``.
@@ -238,10 +251,20 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
     missing = noise.input_missing
     has_missing = missing is not None
     sparse_batch = None
-    if sp.issparse(X):
+    source, source_rows = X, rows
+    if sp.issparse(X) and noise.code in _DENSE_NOISE and not has_missing:
+        # Noise that fills the zeros: a dense minibatch, drawn as for dense X
+        # (the draws depend on a row's place in the minibatch only).
+        if ws.inputs is None:
+            raise ValueError("Gaussian and salt-and-pepper noise on sparse X "
+                             "need a Workspace with dense_input=True.")
+        source, source_rows = X[rows].toarray(), ws.arange[:n]
+    elif sp.issparse(X):
         if noise.code not in (HK.NOISE_CODES["none"],
                               HK.NOISE_CODES["masking"]) or has_missing:
-            raise ValueError("Sparse input allows masking noise only.")
+            raise ValueError("Sparse input allows masking, gaussian and "
+                             "salt_and_pepper noise only, and no missing "
+                             "entries.")
         batch = X[rows]
         data = batch.data
         if noise.code == HK.NOISE_CODES["masking"]:
@@ -263,9 +286,9 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
         if sparse_batch is None:
             below = ws.inputs[r]
             HK.gather_corrupt_groups(
-                X, rows[r], below, corrupted, seed, r.start, noise.code,
-                noise.level, noise.starts, noise.stops, noise.indicators,
-                noise.pool,
+                source, source_rows[r], below, corrupted, seed, r.start,
+                noise.code, noise.level, noise.starts, noise.stops,
+                noise.indicators, noise.pool,
                 missing if has_missing else _NO_MISSING, has_missing,
                 noise.low, noise.high)
             np.matmul(below, coefs[0], out=ws.products(r, 0))
@@ -321,6 +344,84 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
         np.sum(parts[:n_blocks], axis=0, out=grad)
     ws.runner.map(weight_gradients, tasks)
     return float(sum(losses))
+
+
+def train(estimator, coefs, intercepts, activations, head, X, targets,
+          indices, *, n_epochs, incremental, target_weights=None, noise=None,
+          validation_score=None, tag=None):
+    """Train the network in place: ``n_epochs`` epochs of ``run_epochs``.
+
+    The minibatch step of every estimator trained end to end: one
+    :func:`forward_backward`, each block of weight rows updated by the
+    optimizer as soon as its gradient is complete (while other blocks are
+    computed), the biases after the minibatch.
+
+    Parameters
+    ----------
+    estimator : estimator
+        What ``run_epochs`` and ``make_optimizer`` read and update (the
+        solver settings, ``alpha``, ``batch_size``, ``_random_state``, the
+        training state); its ``_optimizer_state`` is continued if
+        ``incremental`` and replaced by the new state at the end.
+    coefs, intercepts, activations, head, X, targets, target_weights, noise
+        As in :func:`forward_backward`; ``coefs`` and ``intercepts`` are
+        updated in place (C-contiguous, writeable arrays).
+    indices : ndarray of int
+        The training rows of X.
+    n_epochs : int
+        Maximum number of epochs of this call.
+    incremental : bool
+        Whether this is a ``partial_fit`` call: the optimizer state is
+        continued and no ``ConvergenceWarning`` is raised.
+    validation_score, tag
+        As in ``run_epochs``.
+
+    Returns
+    -------
+    converged : bool
+        Whether the stopping rule ended training.
+    """
+    params = [p for pair in zip(coefs, intercepts) for p in pair]
+    l2_flags = [True, False] * len(coefs)
+    optimizer = make_optimizer(
+        estimator, params,
+        getattr(estimator, "_optimizer_state", None) if incremental else None)
+    alpha = estimator.alpha
+    dense_input = not sp.issparse(X) or (noise is not None
+                                         and noise.code in _DENSE_NOISE)
+    batch_size = batch_size_for(estimator, indices.shape[0])
+    # Blocks on single-threaded BLAS (``_parallel``): the same result for any
+    # number of threads. Overflow is not warned about: divergence is detected
+    # (non-finite loss or weights) and reported as an error by run_epochs.
+    with BlockRunner(available_threads()) as runner, np.errstate(
+            over="ignore", invalid="ignore"):
+        ws = Workspace(batch_size, coefs, head,
+                       noise.n_groups if noise is not None else 0, dense_input,
+                       runner)
+
+        def step(rows, seed):
+            n = rows.shape[0]
+            optimizer.start_step()
+
+            def update_rows(k, units):
+                optimizer.update(2 * k, coefs[k], (ws.grad_coefs[k],), n, True,
+                                 alpha, units)
+
+            loss_sum = forward_backward(
+                coefs, intercepts, activations, head, X, rows, targets,
+                target_weights, noise, 0 if seed is None else seed, ws,
+                update_rows)
+            for k, b in enumerate(intercepts):
+                optimizer.update(2 * k + 1, b, (ws.grad_intercepts[k],), n,
+                                 False, alpha)
+            return loss_sum
+
+        converged = run_epochs(
+            estimator, step, params, l2_flags, indices, n_epochs=n_epochs,
+            batch_size=batch_size, seeded=noise is not None,
+            validation_score=validation_score, tag=tag, warn=not incremental)
+    keep_optimizer_state(estimator, optimizer, incremental)
+    return converged
 
 
 def _check_shapes(coefs, head, X, targets, target_weights, noise):
@@ -412,11 +513,16 @@ def predict_head(coefs, intercepts, activations, head, X, log=False, start=0):
 
 def row_losses(coefs, intercepts, activations, head, X, targets,
                target_weights=None):
-    """Weighted head loss of every row of X (no noise, no emphasis)."""
+    """Weighted head loss of every row of X (no noise, no emphasis).
+
+    ``targets`` (and X) may be CSR matrices.
+    """
     out = np.empty(X.shape[0])
     for batch in _chunks(X, coefs):
         A = _outputs(coefs, intercepts, activations, X, batch)
-        T = np.ascontiguousarray(targets[batch], dtype=A.dtype)
+        T = targets[batch]
+        T = np.ascontiguousarray(T.toarray() if sp.issparse(T) else T,
+                                 dtype=A.dtype)
         TW = (np.ascontiguousarray(target_weights[batch], dtype=A.dtype)
               if target_weights is not None else np.ones((1, 1), A.dtype))
         HK.head_row_losses(A, intercepts[-1], T, TW,

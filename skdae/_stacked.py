@@ -17,9 +17,18 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._autoencoder import DenoisingAutoencoder
 from ._base import SOLVER_PARAMETER_CONSTRAINTS
+from ._fine_tuning import deep_network, fine_tune, forget_fine_tuning
+from ._network import row_losses
 from ._parallel import BlockRunner, available_threads, blocks
 from ._repr import DocumentationLinkMixin
-from ._training import check_structure, record_structure, transaction
+from ._training import (
+    check_structure,
+    pickled_state,
+    record_structure,
+    transaction,
+    unpickled_state,
+    validation_split,
+)
 
 # Rows per block when encoding the training data of the next layer.
 _ENCODE_ROWS_PER_BLOCK = 2048
@@ -27,7 +36,6 @@ _ENCODE_ROWS_PER_BLOCK = 2048
 # Settings that may differ between layers: a scalar or one value per layer.
 PER_LAYER_PARAMS = ("corruption", "corruption_level", "uncorrupted_weight",
                     "activation", "loss")
-
 
 def _check_hidden_layer_sizes(hidden_layer_sizes):
     """Validated layer widths as a list of ints."""
@@ -43,16 +51,19 @@ def _check_hidden_layer_sizes(hidden_layer_sizes):
 
 
 def _per_layer(estimator, name, n_layers):
-    """The value of parameter ``name`` for each of ``n_layers`` layers."""
+    """The value of parameter ``name`` for each of ``n_layers`` layers.
+
+    Also used by ``skdae.onnx`` to read a fitted model's per-layer settings.
+    """
     value = getattr(estimator, name)
     if isinstance(value, str) or np.ndim(value) == 0:
         return [value] * n_layers
     values = list(value)
     if len(values) != n_layers:
         raise ValueError(
-            f"{name} has {len(values)} values but hidden_layer_sizes has "
-            f"{n_layers} layers. Give one value for all layers or exactly one "
-            "per layer."
+            f"{type(estimator).__name__}.{name} has {len(values)} values for "
+            f"{n_layers} hidden layers. Give one value for all layers or "
+            "exactly one per layer (as many as in hidden_layer_sizes)."
         )
     return [v.item() if isinstance(v, np.generic) else v for v in values]
 
@@ -67,7 +78,9 @@ def _encode_for_next_layer(layer, X):
     codes = np.empty((X.shape[0], layer.n_components_), dtype=X.dtype)
 
     def encode(rows):
-        codes[rows] = layer.transform(X[rows])
+        # The layer's own encoder, not its transform: arrays in and out
+        # whatever sklearn's transform_output setting.
+        codes[rows] = layer._encode(X[rows])
 
     with BlockRunner(available_threads()) as runner:
         runner.map(encode, blocks(X.shape[0], _ENCODE_ROWS_PER_BLOCK))
@@ -99,6 +112,15 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
     (uncorrupted) codes of the layer below, as in Vincent et al. (2010).
     :meth:`transform` returns the code of the top layer and
     :meth:`inverse_transform` decodes it back through the whole stack.
+
+    With ``fine_tune=True`` the greedy pretraining is followed by
+    unsupervised fine-tuning of the whole deep autoencoder (Hinton &
+    Salakhutdinov, 2006; Vincent et al., 2010, section 7): the encoders of
+    all layers, then their decoders from the top down, form one network
+    trained end to end by backpropagation to reconstruct the clean input
+    from its corrupted version (the first layer's noise and loss), for up to
+    ``fine_tune_max_iter`` epochs. The layers then hold the fine-tuned
+    weights (see ``autoencoders_``).
 
     Per-layer settings (``corruption``, ``corruption_level``,
     ``uncorrupted_weight``, ``activation``, ``loss``) take one value for all
@@ -137,7 +159,9 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         otherwise.
 
     tied_weights : bool, default=True
-        Whether each decoder uses the transposed encoder weights.
+        Whether each decoder uses the transposed encoder weights in the
+        greedy pretraining. Fine-tuning unties them: the fine-tuned layers
+        keep separate decoder weights (and ``tied_weights=False``).
 
     solver : {"adam", "sgd"}, default="adam"
         Optimizer of each layer.
@@ -149,7 +173,26 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         Minibatch size; "auto" means ``min(200, n_samples)``.
 
     max_iter : int, default=50
-        Maximum number of epochs of each layer in :meth:`fit`.
+        Maximum number of epochs of each layer in the greedy pretraining of
+        :meth:`fit`.
+
+    fine_tune : bool, default=False
+        Whether :meth:`fit` fine-tunes the whole deep autoencoder end to end
+        after the greedy pretraining, and :meth:`partial_fit` runs
+        fine-tuning epochs. The fine-tuning corrupts the input with the
+        first layer's ``corruption``, ``corruption_level`` and
+        ``uncorrupted_weight`` and minimises the first layer's
+        reconstruction loss (``loss_`` of ``autoencoders_[0]``), with the
+        solver settings of the layers (``solver``, ``learning_rate_init``,
+        ``batch_size``, ``alpha``...). It usually lowers the reconstruction
+        error of the whole stack, most for deeper stacks; see the
+        :ref:`User Guide <user_guide>`.
+
+    fine_tune_max_iter : int, default=50
+        Maximum number of fine-tuning epochs of :meth:`fit` (the counterpart
+        of the classifier's ``max_iter``; ``max_iter`` here stays the
+        per-layer budget of the pretraining, the classifier's
+        ``pretrain_max_iter``). Only with ``fine_tune=True``.
 
     alpha : float, default=0.0
         Strength of the L2 penalty on the weights.
@@ -157,7 +200,12 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
     early_stopping : bool, default=False
         Whether each layer stops on the reconstruction loss of a held-out
         ``validation_fraction`` of its training data; see
-        :class:`DenoisingAutoencoder`.
+        :class:`DenoisingAutoencoder`. With ``fine_tune=True``, a
+        ``validation_fraction`` of X is also set aside before pretraining
+        (no phase trains on it) and fine-tuning stops when the score of the
+        whole stack on it (:meth:`score`) has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, keeping the best weights. Ignored by
+        the fine-tuning epochs of :meth:`partial_fit`.
 
     validation_fraction : float, default=0.1
         Fraction of the training data set aside when ``early_stopping=True``.
@@ -179,7 +227,18 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
     verbose : int, default=0
         Whether to print a line when each layer starts; the progress lines
         of each layer (see :class:`DenoisingAutoencoder`) are tagged
-        ``[StackedDenoisingAutoencoder layer k/n_layers]``.
+        ``[StackedDenoisingAutoencoder layer k/n_layers]``, those of the
+        fine-tuning ``[StackedDenoisingAutoencoder fine-tuning]``.
+
+    warm_start : bool, default=False
+        Whether :meth:`fit` continues from the fitted layers instead of
+        building new ones: with ``fine_tune=True`` it continues fine-tuning
+        (``fine_tune_max_iter`` more epochs, no new pretraining, the same
+        validation rows; a greedily fitted stack is fine-tuned from its
+        layers), else every layer continues its greedy training (``max_iter``
+        more epochs, on the codes of the layer below after its update).
+        ``hidden_layer_sizes`` and each layer's structural settings cannot
+        change (``ValueError``).
 
     momentum : float, default=0.9
         Momentum of the "sgd" solver.
@@ -200,14 +259,42 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
     ----------
     autoencoders_ : list of DenoisingAutoencoder
         The fitted layers, from the bottom to the top; layer ``k + 1`` was
-        trained on ``autoencoders_[k].transform`` of the codes below.
+        trained on ``autoencoders_[k].transform`` of the codes below. After
+        fine-tuning, each layer holds its part of the fine-tuned network:
+        ``components_`` and ``intercept_hidden_`` its encoder,
+        ``decoder_components_`` and ``intercept_visible_`` its decoder
+        (untied, ``tied_weights=False``), so that :meth:`transform`,
+        :meth:`inverse_transform`, :meth:`score_samples`, the layers' own
+        methods and the ONNX export all use the fine-tuned weights; the
+        layers' ``loss_curve_`` and ``n_iter_`` remain those of the
+        pretraining.
 
     n_layers_ : int
         Number of layers.
 
     n_iter_ : int
-        Number of epochs run, summed over the layers (the epochs of layer
-        ``k`` are ``autoencoders_[k].n_iter_``).
+        Number of epochs run: the layers' (``autoencoders_[k].n_iter_``)
+        plus the fine-tuning's (``fine_tune_n_iter_``).
+
+    fine_tune_n_iter_ : int
+        Number of fine-tuning epochs run. Defined only after fine-tuning
+        (like the other ``fine_tune_*`` attributes, removed when a later
+        greedy training changes the layers).
+
+    fine_tune_loss_curve_ : list of float
+        Mean training loss of each fine-tuning epoch: the reconstruction
+        loss of the corrupted samples through the whole stack, summed over
+        features (weighted by emphasis), plus the L2 penalty.
+
+    fine_tune_best_loss_ : float
+        Lowest value in ``fine_tune_loss_curve_``.
+
+    fine_tune_validation_scores_ : list of float or None
+        :meth:`score` of the validation rows after each fine-tuning epoch
+        when ``early_stopping=True``, else None.
+
+    fine_tune_best_validation_score_ : float or None
+        Best value in ``fine_tune_validation_scores_``, else None.
 
     n_components_ : int
         Width of the top code, the number of features of :meth:`transform`.
@@ -238,6 +325,9 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
        deep network with a local denoising criterion", Journal of Machine
        Learning Research, 11, 3371-3408, 2010.
 
+    .. [3] G. E. Hinton and R. R. Salakhutdinov, "Reducing the dimensionality
+       of data with neural networks", Science, 313(5786), 504-507, 2006.
+
     Examples
     --------
     >>> import numpy as np
@@ -256,6 +346,14 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
     (100, 4)
     >>> sda.inverse_transform(sda.transform(X)).shape
     (100, 16)
+    >>> tuned = StackedDenoisingAutoencoder(hidden_layer_sizes=(8, 4),
+    ...                                     max_iter=20, fine_tune=True,
+    ...                                     fine_tune_max_iter=20,
+    ...                                     random_state=0).fit(X)
+    >>> tuned.fine_tune_n_iter_
+    20
+    >>> bool(tuned.score(X) > sda.score(X))
+    True
     """
 
     _parameter_constraints: dict = {
@@ -273,6 +371,9 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         "loss": [StrOptions({"auto", "cross_entropy", "squared_error"}),
                  list, tuple],
         "tied_weights": ["boolean"],
+        "fine_tune": ["boolean"],
+        "fine_tune_max_iter": [Interval(Integral, 1, None, closed="left")],
+        "warm_start": ["boolean"],
     }
 
     def __init__(
@@ -289,6 +390,8 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         learning_rate_init=1e-3,
         batch_size="auto",
         max_iter=50,
+        fine_tune=False,
+        fine_tune_max_iter=50,
         alpha=0.0,
         early_stopping=False,
         validation_fraction=0.1,
@@ -297,6 +400,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         shuffle=True,
         random_state=None,
         verbose=0,
+        warm_start=False,
         momentum=0.9,
         nesterovs_momentum=True,
         beta_1=0.9,
@@ -314,6 +418,8 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         self.learning_rate_init = learning_rate_init
         self.batch_size = batch_size
         self.max_iter = max_iter
+        self.fine_tune = fine_tune
+        self.fine_tune_max_iter = fine_tune_max_iter
         self.alpha = alpha
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -322,6 +428,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         self.shuffle = shuffle
         self.random_state = random_state
         self.verbose = verbose
+        self.warm_start = warm_start
         self.momentum = momentum
         self.nesterovs_momentum = nesterovs_momentum
         self.beta_1 = beta_1
@@ -335,10 +442,15 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
     def fit(self, X, y=None):
         """Train the layers greedily, each on the clean codes of the one below.
 
+        With ``fine_tune=True``, then fine-tune the whole deep autoencoder
+        end to end. With ``warm_start=True`` on a fitted stack, continue
+        instead (see ``warm_start``).
+
         ``fit`` is all or nothing: if it raises or is interrupted
-        (``KeyboardInterrupt``) in any layer, the estimator is left exactly
-        as it was before the call (all its previous layers, or unfitted);
-        the new layers are committed together.
+        (``KeyboardInterrupt``) in any layer or in fine-tuning, the
+        estimator is left exactly as it was before the call (all its
+        previous layers, or unfitted); the new layers are committed
+        together.
 
         Parameters
         ----------
@@ -354,26 +466,27 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
             The fitted estimator.
         """
         with transaction(self):
-            X = validate_data(self, X, accept_sparse=["csr", "csc"],
-                              dtype=[np.float64, np.float32])
-            rng = check_random_state(self.random_state)
-            self.autoencoders_ = self._make_layers(rng)
-            self._train_layers(X, incremental=False)
+            self._fit(X, incremental=False)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
-        """Run one epoch of every layer over X, from the bottom layer up.
+        """Run one epoch over X: of every layer, or of fine-tuning.
 
-        Each layer continues from its current weights and trains on the clean
-        codes of the layer below after that layer's update. The first call
-        initialises the layers. Later calls pass the current settings on to
-        the layers: per-layer noise and solver settings are followed (a new
-        ``solver`` starts a fresh optimizer state), while
-        ``hidden_layer_sizes``, ``activation``, ``loss`` and tying untied
-        weights cannot change (``ValueError``). Like :meth:`fit`,
-        ``partial_fit`` is all or nothing. What a saved model keeps of the
-        optimizer states of the layers: see
+        With ``fine_tune=False``, one epoch of every layer, from the bottom
+        layer up: each layer continues from its current weights and trains
+        on the clean codes of the layer below after that layer's update; the
+        first call initialises the layers. With ``fine_tune=True``, one epoch
+        of fine-tuning of the whole stack; the first call on an unfitted
+        stack first pretrains it greedily as :meth:`fit` does (``max_iter``
+        epochs per layer), as the classifier's ``partial_fit`` does.
+
+        Later calls pass the current settings on to the layers: per-layer
+        noise and solver settings are followed (a new ``solver`` starts a
+        fresh optimizer state), while ``hidden_layer_sizes``, ``activation``,
+        ``loss`` and tying untied weights cannot change (``ValueError``).
+        Like :meth:`fit`, ``partial_fit`` is all or nothing. What a saved
+        model keeps of the optimizer states: see
         :meth:`DenoisingAutoencoder.partial_fit`.
 
         Parameters
@@ -390,16 +503,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
             The fitted estimator.
         """
         with transaction(self):
-            first_call = not hasattr(self, "autoencoders_")
-            X = validate_data(self, X, accept_sparse=["csr", "csc"],
-                              dtype=[np.float64, np.float32],
-                              reset=first_call)
-            if first_call:
-                self.autoencoders_ = self._make_layers(
-                    check_random_state(self.random_state))
-            else:
-                self._update_layers()
-            self._train_layers(X, incremental=True)
+            self._fit(X, incremental=True)
         return self
 
     def transform(self, X):
@@ -418,8 +522,9 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
                           dtype=[np.float64, np.float32], reset=False)
+        # The layers' own encoders pass arrays (never DataFrames) up.
         for layer in self.autoencoders_:
-            X = layer.transform(X)
+            X = layer._encode(X)
         return X
 
     def inverse_transform(self, X):
@@ -451,6 +556,51 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
             H = layer.inverse_transform(H)
         return H
 
+    def score_samples(self, X):
+        """Minus the reconstruction loss of each clean sample, through the stack.
+
+        The first layer's loss (cross-entropy or squared error, summed over
+        features) between X and ``inverse_transform(transform(X))``. Higher
+        means better reconstructed: an anomaly score where low values flag
+        outliers.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Minus the per-sample reconstruction loss.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=["csr", "csc"],
+                          dtype=[np.float64, np.float32], reset=False)
+        if sp.issparse(X):
+            X = X.tocsr()
+        network = deep_network(self.autoencoders_, X.dtype)
+        return -row_losses(*network, X, X)
+
+    def score(self, X, y=None):
+        """Mean of :meth:`score_samples`: minus the mean reconstruction loss.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to score.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            Minus the mean per-sample reconstruction loss of the whole stack;
+            higher is better.
+        """
+        return float(np.mean(self.score_samples(X)))
+
     @property
     def n_layers_(self):
         """Number of layers of the fitted stack."""
@@ -458,8 +608,9 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
 
     @property
     def n_iter_(self):
-        """Number of epochs run, summed over the layers."""
-        return sum(layer.n_iter_ for layer in self.autoencoders_)
+        """Number of epochs run: the layers' plus the fine-tuning's."""
+        return (sum(layer.n_iter_ for layer in self.autoencoders_)
+                + getattr(self, "fine_tune_n_iter_", 0))
 
     @property
     def n_components_(self):
@@ -476,9 +627,43 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
+    def __getstate__(self):
+        return pickled_state(super().__getstate__())
+
+    def __setstate__(self, state):
+        super().__setstate__(unpickled_state(state))
+
     # ------------------------------------------------------------------
-    # Helpers
+    # Greedy pretraining
     # ------------------------------------------------------------------
+    def _fit(self, X, incremental):
+        """Body of fit / partial_fit, inside a ``transaction``."""
+        warm = hasattr(self, "autoencoders_") and (incremental
+                                                  or self.warm_start)
+        X = validate_data(self, X, accept_sparse=["csr", "csc"],
+                          dtype=[np.float64, np.float32], reset=not warm)
+        if sp.issparse(X):
+            X = X.tocsr()
+        if warm:
+            self._update_layers()
+        else:
+            for name in ("_validation_seed", "_untied_by_fine_tuning"):
+                self.__dict__.pop(name, None)
+            forget_fine_tuning(self)
+            self._random_state = rng = check_random_state(self.random_state)
+            self.autoencoders_ = self._make_layers(rng)
+        indices, val_indices = np.arange(X.shape[0]), None
+        if self.fine_tune and self.early_stopping and not incremental:
+            indices, val_indices = validation_split(self, indices)
+        if not (warm and self.fine_tune):
+            # Greedy training; a fine-tuning partial_fit pretrains in full.
+            X_train = X[indices] if val_indices is not None else X
+            self._train_layers(X_train, incremental and not self.fine_tune)
+            if warm:
+                forget_fine_tuning(self)
+        if self.fine_tune:
+            fine_tune(self, X, indices, val_indices, incremental)
+
     def _layer_settings(self):
         """Layer widths, and the parameters of each layer's autoencoder."""
         sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
@@ -487,9 +672,12 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
             for name in ("tied_weights", "solver", "learning_rate_init",
                          "batch_size", "max_iter", "alpha", "early_stopping",
                          "validation_fraction", "n_iter_no_change", "tol",
-                         "shuffle", "verbose", "momentum",
+                         "shuffle", "verbose", "warm_start", "momentum",
                          "nesterovs_momentum", "beta_1", "beta_2", "epsilon")
         }
+        # Fine-tuned layers stay untied.
+        shared["tied_weights"] &= not getattr(self, "_untied_by_fine_tuning",
+                                              False)
         return sizes, _layer_params(self, sizes, shared)
 
     def _update_layers(self):
@@ -528,7 +716,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
 
     def _train_layers(self, X, incremental):
         """Fit (or partially fit) each layer on the clean codes below it."""
-        codes = X.tocsr() if sp.issparse(X) else X
+        codes = X
         n_layers = len(self.autoencoders_)
         for k, layer in enumerate(self.autoencoders_):
             self._print_layer(k, codes.shape[1])

@@ -74,7 +74,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ._autoencoder import DenoisingAutoencoder
 from ._classifier import StackedDenoisingAutoencoderClassifier
 from ._marginalized import MarginalizedDenoisingAutoencoder
-from ._stacked import StackedDenoisingAutoencoder
+from ._stacked import StackedDenoisingAutoencoder, _per_layer
 
 __all__ = []
 
@@ -181,23 +181,8 @@ def _stacked_layers(model):
             for layer in _autoencoder_layers(ae)]
 
 
-def _per_layer_values(model, name, n_layers):
-    """Constructor parameter ``name`` as one value per layer."""
-    value = getattr(model, name)
-    if isinstance(value, str):
-        return [value] * n_layers
-    values = list(value)
-    if len(values) != n_layers:
-        raise ValueError(
-            f"{type(model).__name__}.{name} has {len(values)} values for "
-            f"{n_layers} hidden layers, so the {name} of each layer is "
-            "unknown. Set it to the value used in fit and convert again."
-        )
-    return values
-
-
 def _classifier_layers(model):
-    activations = _per_layer_values(model, "activation", len(model.coefs_) - 1)
+    activations = _per_layer(model, "activation", len(model.coefs_) - 1)
     return [_Layer(W, b, act) for W, b, act in
             zip(model.coefs_, model.intercepts_, activations + ["softmax"])]
 

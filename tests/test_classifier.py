@@ -1,4 +1,4 @@
-"""Tests of StackedDenoisingAutoencoderClassifier and its fine-tuning kernels."""
+"""Tests of StackedDenoisingAutoencoderClassifier and its softmax head."""
 
 import io
 import pickle
@@ -19,8 +19,8 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from skdae import StackedDenoisingAutoencoder, StackedDenoisingAutoencoderClassifier
-from skdae import _finetune_kernels as FK
-from skdae._backprop import Workspace
+from skdae import _head_kernels as HK
+from skdae._network import Head, Workspace, forward_backward
 
 Classifier = StackedDenoisingAutoencoderClassifier
 
@@ -42,21 +42,33 @@ def _small(**params):
 
 
 # --------------------------------------------------------------------------
-# Kernels against NumPy / SciPy references
+# The classifier's head (the engine's softmax group) against SciPy
 # --------------------------------------------------------------------------
+def _softmax_head_delta(A, bias, y):
+    """The engine's loss and gradient of one softmax group, target ``y``."""
+    n, n_classes = A.shape
+    head = Head(["softmax"], [n_classes])
+    grad_bias = np.empty(n_classes, dtype=A.dtype)
+    T = y[:, None].astype(A.dtype)
+    loss = HK.head_delta(A, bias, T, np.arange(n), np.ones((1, 1), A.dtype),
+                         False, np.zeros((n, 1), np.uint8), False, 1.0,
+                         head.kinds, head.starts, head.stops, head.targets,
+                         head.target_groups, grad_bias)
+    return loss, grad_bias, head
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_softmax_cross_entropy_kernel(dtype):
+def test_softmax_cross_entropy_head(dtype):
     rng = np.random.RandomState(0)
     A = (10 * rng.normal(size=(7, 5))).astype(dtype)
     bias = rng.normal(size=5).astype(dtype)
     y = rng.randint(5, size=7)
-    grad_bias = np.empty(5, dtype=dtype)
     logits = A.astype(np.float64) + bias
     expected_loss = -log_softmax(logits, axis=1)[np.arange(7), y].sum()
     expected_delta = scipy_softmax(logits, axis=1)
     expected_delta[np.arange(7), y] -= 1.0
 
-    loss = FK.softmax_cross_entropy(A, bias, y, grad_bias)
+    loss, grad_bias, _ = _softmax_head_delta(A, bias, y)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     assert_allclose(loss, expected_loss, rtol=rtol)
     assert_allclose(A, expected_delta, rtol=rtol, atol=10 * rtol)
@@ -67,13 +79,14 @@ def test_softmax_cross_entropy_kernel(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("log", [False, True])
-def test_softmax_kernel(dtype, log):
+def test_softmax_output(dtype, log):
     rng = np.random.RandomState(1)
     A = (30 * rng.normal(size=(6, 4))).astype(dtype)
     bias = rng.normal(size=4).astype(dtype)
     logits = A.astype(np.float64) + bias
     expected = (log_softmax if log else scipy_softmax)(logits, axis=1)
-    FK.softmax(A, bias, log)
+    head = _softmax_head_delta(A.copy(), bias, np.zeros(6, int))[2]
+    HK.head_output(A, bias, head.kinds, head.starts, head.stops, log)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     # Log-probabilities near 0 are differences of large logits: absolute
     # error on the scale of the logits.
@@ -81,14 +94,13 @@ def test_softmax_kernel(dtype, log):
     assert_allclose(A, expected, rtol=rtol, atol=atol)
 
 
-def test_softmax_kernels_do_not_overflow():
+def test_softmax_head_does_not_overflow():
     A = np.array([[1e4, -1e4, 0.0]])
     bias = np.zeros(3)
-    grad_bias = np.empty(3)
-    loss = FK.softmax_cross_entropy(A.copy(), bias, np.array([1]), grad_bias)
+    loss, _, head = _softmax_head_delta(A.copy(), bias, np.array([1]))
     assert_allclose(loss, 2e4)
     logp = A.copy()
-    FK.softmax(logp, bias, True)
+    HK.head_output(logp, bias, head.kinds, head.starts, head.stops, True)
     assert_allclose(logp, [[0.0, -2e4, -1e4]])
 
 
@@ -112,6 +124,17 @@ def _network(activation, n_features=6, sizes=(5, 4), n_classes=3, seed=0,
     return clf, X, y
 
 
+def _forward_backward(clf, X, y, rows_per_block=None):
+    """The classifier's minibatch on the engine: loss, workspace."""
+    n = X.shape[0]
+    ws = Workspace(n, clf.coefs_, clf._head(), 0, not sp.issparse(X),
+                   rows_per_block=rows_per_block)
+    loss = forward_backward(clf.coefs_, clf.intercepts_, clf._activations,
+                            clf._head(), X, np.arange(n), y[:, None] * 1.0,
+                            None, None, 0, ws)
+    return loss, ws
+
+
 def _loss(clf, X, y):
     logp = clf._output(X, log=True)
     return -logp[np.arange(X.shape[0]), y].sum()
@@ -122,16 +145,13 @@ def _loss(clf, X, y):
 @pytest.mark.parametrize("sparse", [False, True])
 def test_gradients_match_finite_differences(activation, sparse):
     clf, X, y = _network(activation)
-    rows = np.arange(X.shape[0])
     X_fit = sp.csr_matrix(X) if sparse else X
-    ws = Workspace(X.shape[0], X.shape[1], clf.coefs_, X.dtype,
-                    dense_input=not sparse)
-    loss = clf._forward_backward(X_fit, rows, y, ws)
+    loss, ws = _forward_backward(clf, X_fit, y, rows_per_block=64)
     assert_allclose(loss, _loss(clf, X, y), rtol=1e-12)
     assert len(ws.bias_parts[0]) > 1
 
     eps = 1e-6
-    params, _ = clf._params()
+    params = [p for pair in zip(clf.coefs_, clf.intercepts_) for p in pair]
     grads = [g for pair in zip(ws.grad_coefs, ws.grad_intercepts) for g in pair]
     for param, grad in zip(params, grads):
         numeric = np.empty_like(param)
@@ -148,8 +168,7 @@ def test_gradients_match_finite_differences(activation, sparse):
 
 def test_relu_gradients_match_finite_differences():
     clf, X, y = _network("relu", seed=3)
-    ws = Workspace(X.shape[0], X.shape[1], clf.coefs_, X.dtype, True)
-    clf._forward_backward(X, np.arange(X.shape[0]), y, ws)
+    _, ws = _forward_backward(clf, X, y)
     eps = 1e-7
     W = clf.coefs_[0]
     for idx in [(0, 0), (2, 3), (5, 1)]:

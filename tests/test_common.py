@@ -23,6 +23,8 @@ _VARIANTS = [
     # Two layers and the reduced (subset) variant of the first one.
     skdae.MarginalizedDenoisingAutoencoder(n_layers=2, n_components=1,
                                            random_state=0),
+    skdae.StackedDenoisingAutoencoder(hidden_layer_sizes=(16, 8),
+                                      fine_tune=True, fine_tune_max_iter=10),
 ]
 
 

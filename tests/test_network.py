@@ -18,6 +18,8 @@ from skdae._network import (
 from skdae._parallel import BlockRunner
 
 ACTIVATIONS = ["sigmoid", "tanh", "relu", "identity"]
+# Noise that needs a dense minibatch also for CSR input.
+_DENSE_NOISE = (HK.NOISE_CODES["gaussian"], HK.NOISE_CODES["salt_and_pepper"])
 
 
 def _uniforms(seed, n_rows, n_cols, stream2=False):
@@ -134,8 +136,10 @@ def _engine(coefs, intercepts, acts, head, X, rows, T, TW, noise, seed,
             n_threads=1):
     codes = [K.ACTIVATION_CODES[a] for a in acts]
     with BlockRunner(n_threads) as runner:
-        ws = Workspace(len(rows), coefs, head, noise.n_groups,
-                       not sp.issparse(X), runner)
+        ws = Workspace(len(rows), coefs, head,
+                       noise.n_groups if noise is not None else 0,
+                       not sp.issparse(X) or (noise is not None and noise.code
+                                              in _DENSE_NOISE), runner)
         loss = forward_backward(coefs, intercepts, codes, head, X, rows, T, TW,
                                 noise, seed, ws)
     return loss, ws
@@ -320,6 +324,21 @@ def _mixed_setup(depth, activation, noise_kind="swap"):
     return X, T, TW, missing, head, coefs, intercepts, acts, noise
 
 
+def _assert_finite_differences(params, grads, f, rtol, atol, n=4, eps=1e-6):
+    """Central differences of ``f()`` at ``n`` random entries of each param."""
+    rng = np.random.RandomState(0)
+    for P, G in zip(params, grads):
+        for idx in [tuple(rng.randint(s) for s in P.shape) for _ in range(n)]:
+            old = P[idx]
+            P[idx] = old + eps
+            up = f()
+            P[idx] = old - eps
+            down = f()
+            P[idx] = old
+            np.testing.assert_allclose(G[idx], (up - down) / (2 * eps),
+                                       rtol=rtol, atol=atol)
+
+
 @pytest.mark.parametrize("depth", [1, 2, 3])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_gradients_match_finite_differences(depth, activation):
@@ -340,21 +359,9 @@ def test_gradients_match_finite_differences(depth, activation):
         return _ref_loss(coefs, intercepts, acts, head, inputs, T[rows],
                          TW[rows], flags, 0.4, head.target_groups)
 
-    rng = np.random.RandomState(0)
-    eps = 1e-6
-    for params, grads in ((coefs, ws.grad_coefs),
-                          (intercepts, ws.grad_intercepts)):
-        for P, G in zip(params, grads):
-            for idx in [tuple(rng.randint(s) for s in P.shape)
-                        for _ in range(4)]:
-                old = P[idx]
-                P[idx] = old + eps
-                up = f()
-                P[idx] = old - eps
-                down = f()
-                P[idx] = old
-                np.testing.assert_allclose(G[idx], (up - down) / (2 * eps),
-                                           rtol=1e-4, atol=1e-6)
+    _assert_finite_differences(coefs + intercepts,
+                               ws.grad_coefs + ws.grad_intercepts, f,
+                               rtol=1e-4, atol=1e-6)
 
 
 def test_sigmoid_group_with_masking_on_csr_matches_dense():
@@ -382,26 +389,64 @@ def test_sigmoid_group_with_masking_on_csr_matches_dense():
     np.testing.assert_allclose(dense_loss, ref, rtol=1e-10)
 
 
-def test_softmax_classifier_head_matches_backprop():
-    """The classifier's fine-tuning: one softmax group, no noise."""
-    from skdae import _backprop
+@pytest.mark.parametrize("kind", ["gaussian", "salt_and_pepper"])
+def test_noise_that_fills_zeros_on_csr_matches_dense(kind):
+    """CSR input, gaussian or salt-and-pepper noise: dense minibatches."""
+    rng = np.random.RandomState(9)
+    D = rng.uniform(size=(50, 12)) * (rng.uniform(size=(50, 12)) < 0.5)
+    head = Head(["squared_error"], [12])
+    coefs, intercepts = _init([12, 5, 12], np.float64)
+    rows = rng.permutation(50)[:40]
+    noise = Corruption(kind, 0.3, 12, low=-1.0, high=2.0,
+                       uncorrupted_weight=0.5 if kind != "gaussian" else 1.0)
+    dense = _engine(coefs, intercepts, ["tanh"], head, D, rows, D, None,
+                    noise, 4)
+    sparse = _engine(coefs, intercepts, ["tanh"], head, sp.csr_matrix(D), rows,
+                     sp.csr_matrix(D), None, noise, 4)
+    assert sparse[0] == dense[0]
+    for a, b in zip(sparse[1].grad_coefs + sparse[1].grad_intercepts,
+                    dense[1].grad_coefs + dense[1].grad_intercepts):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    # The noise did act, and sparse input takes no missing entries.
+    clean = _engine(coefs, intercepts, ["tanh"], head, D, rows, D, None,
+                    None, 4)
+    assert clean[0] != dense[0]
+    missing = Corruption(kind, 0.3, 12, input_missing=np.zeros((50, 12),
+                                                               dtype=bool))
+    with pytest.raises(ValueError, match="no missing entries"):
+        _engine(coefs, intercepts, ["tanh"], head, sp.csr_matrix(D), rows, D,
+                None, missing, 4)
 
+
+def test_softmax_classifier_head_gradients():
+    """The classifier's fine-tuning: one softmax group, no noise, dense or CSR."""
     rng = np.random.RandomState(5)
-    X = rng.normal(size=(80, 7))
+    X = rng.normal(size=(80, 7)) * (rng.uniform(size=(80, 7)) < 0.6)
     y = rng.randint(4, size=80)
     coefs, intercepts = _init([7, 6, 5, 4], np.float64)
-    codes = [K.ACTIVATION_CODES["tanh"], K.ACTIVATION_CODES["relu"]]
+    acts = ["tanh", "relu"]
     rows = rng.permutation(80)[:70]
     head = Head(["softmax"], [4])
-    noise = Corruption("none", 0.0, 7)
-    loss, ws = _engine(coefs, intercepts, ["tanh", "relu"], head, X, rows,
-                       y[:, None].astype(float), None, noise, 0)
-    old_ws = _backprop.Workspace(70, 7, coefs, np.float64, True)
-    old = _backprop.forward_backward(coefs, intercepts, codes, X, rows, y[rows],
-                                     old_ws)
-    np.testing.assert_allclose(loss, old, rtol=1e-12)
-    for a, b in zip(ws.grad_coefs + ws.grad_intercepts,
-                    old_ws.grad_coefs + old_ws.grad_intercepts):
+    T = y[:, None].astype(float)
+    loss, ws = _engine(coefs, intercepts, acts, head, X, rows, T, None,
+                       Corruption("none", 0.0, 7), 0)
+    ones = np.ones((70, 1))
+
+    def f():
+        return _ref_loss(coefs, intercepts, acts, head, X[rows], T[rows],
+                         ones, np.ones((70, 1), np.uint8), 1.0,
+                         head.target_groups)
+
+    np.testing.assert_allclose(loss, f(), rtol=1e-12)
+    _assert_finite_differences(coefs + intercepts,
+                               ws.grad_coefs + ws.grad_intercepts, f,
+                               rtol=1e-5, atol=1e-8)
+    # noise=None is no noise; CSR input gives the same loss and gradients.
+    sparse_loss, sparse_ws = _engine(coefs, intercepts, acts, head,
+                                     sp.csr_matrix(X), rows, T, None, None, 0)
+    np.testing.assert_allclose(sparse_loss, loss, rtol=1e-12)
+    for a, b in zip(sparse_ws.grad_coefs + sparse_ws.grad_intercepts,
+                    ws.grad_coefs + ws.grad_intercepts):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 

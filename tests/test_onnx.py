@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
@@ -184,6 +185,21 @@ def test_float32_marginalized_exported_in_double(data):
         msda, initial_types=[("X", DoubleTensorType([None, X.shape[1]]))])
     _, (codes,) = run(onx, X)
     assert_parity(codes, msda.transform(X))
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", ["relu", "tanh"]])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fine_tuned_stacked_transform(data, dataset, activation, dtype):
+    X = data[dataset][0].astype(dtype)
+    greedy = StackedDenoisingAutoencoder(
+        hidden_layer_sizes=(10, 6), activation=activation, max_iter=3,
+        random_state=0).fit(X)
+    sda = clone(greedy).set_params(fine_tune=True, fine_tune_max_iter=5).fit(X)
+    # The export reads the fine-tuned encoders, not the greedy ones.
+    assert not np.allclose(sda.transform(X), greedy.transform(X))
+    names, (codes,) = run(skl2onnx.to_onnx(sda, X[:1]), X)
+    assert names == ["codes"]
+    assert_parity(codes, sda.transform(X))
 
 
 def _labels(y, kind):

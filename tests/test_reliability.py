@@ -25,6 +25,7 @@ from skdae import (
     DenoisingAutoencoder,
     StackedDenoisingAutoencoder,
     StackedDenoisingAutoencoderClassifier,
+    _network,
 )
 
 pytestmark = pytest.mark.usefixtures("quiet_single_threaded_blas")
@@ -46,6 +47,11 @@ def stack(**params):
     return StackedDenoisingAutoencoder(**{"hidden_layer_sizes": (8, 4),
                                           "max_iter": 2, "random_state": 0,
                                           **params})
+
+
+def tuned(**params):
+    """A stack fine-tuned end to end (fine_tune=True)."""
+    return stack(**{"fine_tune": True, "fine_tune_max_iter": 2, **params})
 
 
 def clf(**params):
@@ -133,6 +139,9 @@ def test_smaller_n_components_on_sparse_warm_start_is_refused():
     (stack, "partial_fit", {"activation": ["sigmoid", "relu"]}, "activation"),
     (stack, "partial_fit", {"loss": "squared_error"}, "loss"),
     (stack, "partial_fit", {"tied_weights": False}, None),  # honoured
+    (tuned, "warm_fit", {"hidden_layer_sizes": (8,)}, "hidden_layer_sizes"),
+    (tuned, "partial_fit", {"activation": "tanh"}, "activation"),
+    (tuned, "warm_fit", {"solver": "sgd"}, None),  # honoured
     (clf, "warm_fit", {"hidden_layer_sizes": (8,)}, "hidden_layer_sizes"),
     (clf, "partial_fit", {"activation": "tanh"}, "activation"),
     (clf, "warm_fit", {"solver": "sgd"}, None),  # honoured
@@ -289,11 +298,12 @@ class _Interrupt:
     (dae, "partial_fit", DenoisingAutoencoder, "_train_batch", 1),
     (stack, "fit", DenoisingAutoencoder, "_train_batch", 5),  # layer 2
     (stack, "partial_fit", DenoisingAutoencoder, "_train_batch", 2),
+    (tuned, "fit", DenoisingAutoencoder, "_train_batch", 2),  # pretraining
+    (tuned, "fit", _network, "forward_backward", 3),  # fine-tuning
+    (tuned, "partial_fit", _network, "forward_backward", 1),
     (clf, "fit", DenoisingAutoencoder, "_train_batch", 2),  # pretraining
-    (clf, "fit", StackedDenoisingAutoencoderClassifier, "_forward_backward",
-     3),  # fine-tuning
-    (clf, "partial_fit", StackedDenoisingAutoencoderClassifier,
-     "_forward_backward", 1),
+    (clf, "fit", _network, "forward_backward", 3),  # fine-tuning
+    (clf, "partial_fit", _network, "forward_backward", 1),
 ])
 @pytest.mark.parametrize("fitted", [False, True])
 def test_keyboard_interrupt_leaves_the_estimator_as_before(
@@ -306,9 +316,10 @@ def test_keyboard_interrupt_leaves_the_estimator_as_before(
               if supervised and target == "partial_fit" else {})
     if fitted:
         getattr(est, target)(*args, **kwargs)
-        # A warm fit, except where the interrupt is in the classifier's
-        # pretraining, which only a new fit runs.
-        pretraining = supervised and cls is DenoisingAutoencoder
+        # A warm fit, except where the interrupt is in the pretraining of
+        # the classifier or a fine-tuned stack, which only a new fit runs.
+        pretraining = (supervised or est.get_params().get("fine_tune")) and (
+            cls is DenoisingAutoencoder)
         if target == "fit" and not pretraining and (
                 "warm_start" in est.get_params()):
             est.set_params(warm_start=True)
@@ -373,6 +384,17 @@ def test_finite_divergence_is_detected_and_the_model_kept(data, model, params):
         fresh.fit(X)
     with pytest.raises(NotFittedError):
         fresh.transform(X)
+
+
+def test_fine_tuning_divergence_is_detected_and_the_stack_kept(data):
+    X, _ = data
+    s = tuned(warm_start=True).fit(X)
+    before = state(s)
+    s.set_params(solver="sgd", learning_rate_init=1e3)
+    with pytest.raises(ValueError, match="fine-tuning: training diverged"):
+        s.fit(X)
+    assert state(s) == before
+    assert np.isfinite(s.score(X))
 
 
 def test_nan_under_assume_finite_is_not_called_divergence(data):
