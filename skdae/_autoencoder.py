@@ -1,6 +1,6 @@
 """The denoising autoencoder estimator."""
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,7 +15,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels as K
-from ._base import SOLVER_PARAMETER_CONSTRAINTS
+from ._base import (
+    SOLVER_PARAMETER_CONSTRAINTS,
+    IntInterval,
+    non_finite_input_error,
+)
 from ._minibatch import Workspace, data_range, forward_backward
 from ._optimizers import make_optimizer
 from ._parallel import (
@@ -113,9 +117,13 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     batch_size : int or "auto", default="auto"
         Minibatch size; "auto" means ``min(200, n_samples)``.
 
-    max_iter : int, default=50
+    max_iter : int, default=200
         Maximum number of epochs (passes over the training data) of
-        :meth:`fit`.
+        :meth:`fit`; training usually stops earlier, by the rule of
+        ``tol`` and ``n_iter_no_change``. MLP's default: Adam at the
+        default learning rate needs a few thousand minibatch steps, which
+        small data sets (digits: 8 minibatches per epoch) take 150 to 200
+        epochs to make.
 
     alpha : float, default=0.0
         Strength of the L2 penalty on the weights (not the intercepts).
@@ -138,7 +146,11 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         which :meth:`fit` stops.
 
     tol : float, default=1e-4
-        Minimum improvement that counts (see ``n_iter_no_change``).
+        Minimum improvement that counts (see ``n_iter_no_change``), in the
+        loss *per feature*: training stops when the loss (summed over the
+        ``n_features`` features) has not improved by ``tol * n_features``,
+        as MLP's ``tol`` applies to its loss averaged over outputs. The same
+        ``tol`` thus means the same on 64 and on 784 features.
 
     shuffle : bool, default=True
         Whether to shuffle the samples at every epoch.
@@ -261,7 +273,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     _parameter_constraints: dict = {
         **SOLVER_PARAMETER_CONSTRAINTS,
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [IntInterval(1, None, closed="left")],
         "corruption": [StrOptions({"masking", "gaussian", "salt_and_pepper"})],
         "corruption_level": [Interval(Real, 0, None, closed="left")],
         "uncorrupted_weight": [Interval(Real, 0, 1, closed="both")],
@@ -284,7 +296,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         solver="adam",
         learning_rate_init=1e-3,
         batch_size="auto",
-        max_iter=50,
+        max_iter=200,
         alpha=0.0,
         early_stopping=False,
         validation_fraction=0.1,
@@ -525,10 +537,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         if not np.isfinite(value_range).all():
             # Only with sklearn.set_config(assume_finite=True), which skips
             # validate_data's check: it would look like divergence.
-            raise ValueError(
-                "Input X contains NaN or infinity (the check was skipped by "
-                "sklearn.set_config(assume_finite=True)). Remove or impute "
-                "these values first.")
+            raise non_finite_input_error(type(self).__name__)
         if warm:
             check_structure(self, self._structure_now(),
                             how=("fit a new estimator" if incremental else
@@ -603,7 +612,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                    else "the first partial_fit / fit chose loss_='cross_entropy'")
             raise ValueError(
                 f"The cross-entropy loss needs X in [0, 1] ({how}), but X ranges "
-                f"over [{low:.4g}, {high:.4g}]. Scale X into [0, 1] (e.g. with "
+                f"over [{low!r}, {high!r}]. Scale X into [0, 1] (e.g. with "
                 "sklearn.preprocessing.MinMaxScaler) or use "
                 "loss='squared_error'."
             )
@@ -699,7 +708,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                        n_epochs=1 if incremental else self.max_iter,
                        batch_size=batch_size,
                        validation_score=validation_score, tag=tag,
-                       warn=not incremental)
+                       warn=not incremental, loss_terms=X.shape[1])
         keep_optimizer_state(self, self.__dict__.pop("_optimizer"),
                              incremental)
 

@@ -1,7 +1,7 @@
 """Stacked denoising autoencoders: greedy layer-wise feature learning."""
 
 import sys
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -12,11 +12,15 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+)
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._autoencoder import DenoisingAutoencoder
-from ._base import SOLVER_PARAMETER_CONSTRAINTS
+from ._base import SOLVER_PARAMETER_CONSTRAINTS, IntInterval
 from ._parallel import BlockRunner, available_threads, blocks
 from ._repr import DocumentationLinkMixin
 from ._training import check_structure, record_structure, transaction
@@ -32,10 +36,14 @@ PER_LAYER_PARAMS = ("corruption", "corruption_level", "uncorrupted_weight",
 def _check_hidden_layer_sizes(hidden_layer_sizes):
     """Validated layer widths as a list of ints."""
     sizes = np.atleast_1d(np.asarray(hidden_layer_sizes))
+    # np.asarray turns (True, 4) into [1, 4]: look at the items themselves.
+    items = (hidden_layer_sizes if np.ndim(hidden_layer_sizes) == 1
+             else [hidden_layer_sizes])
     if (sizes.ndim != 1 or sizes.size == 0
+            or any(isinstance(s, (bool, np.bool_)) for s in items)
             or not np.issubdtype(sizes.dtype, np.integer)
             or np.any(sizes < 1)):
-        raise ValueError(
+        raise InvalidParameterError(
             "hidden_layer_sizes must be a positive int or a non-empty sequence "
             f"of positive ints (one width per layer), got {hidden_layer_sizes!r}."
         )
@@ -260,8 +268,8 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
 
     _parameter_constraints: dict = {
         **SOLVER_PARAMETER_CONSTRAINTS,
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None,
-                                                      closed="left")],
+        "hidden_layer_sizes": ["array-like", IntInterval(1, None,
+                                                         closed="left")],
         "corruption": [StrOptions({"masking", "gaussian", "salt_and_pepper"}),
                        list, tuple],
         "corruption_level": [Interval(Real, 0, None, closed="left"),
