@@ -20,13 +20,14 @@ from ._base import (
     IntInterval,
     non_finite_input_error,
 )
-from ._minibatch import Workspace, data_range, forward_backward
+from ._minibatch import Noise, Workspace, data_range, forward_backward
 from ._optimizers import make_optimizer
 from ._parallel import (
     BlockRunner,
     available_threads,
 )
 from ._repr import DocumentationLinkMixin
+from ._swap_kernels import pool_columns
 from ._training import (
     batch_size_for,
     check_structure,
@@ -274,7 +275,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     _parameter_constraints: dict = {
         **SOLVER_PARAMETER_CONSTRAINTS,
         "n_components": [IntInterval(1, None, closed="left")],
-        "corruption": [StrOptions({"masking", "gaussian", "salt_and_pepper"})],
+        "corruption": [StrOptions({"masking", "gaussian", "salt_and_pepper",
+                                   "swap"})],
         "corruption_level": [Interval(Real, 0, None, closed="left")],
         "uncorrupted_weight": [Interval(Real, 0, 1, closed="both")],
         "activation": [StrOptions({"sigmoid", "tanh", "relu", "identity"})],
@@ -425,7 +427,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
-                          dtype=[np.float64, np.float32], reset=False)
+                          dtype=[np.float64, np.float32],
+                          ensure_all_finite="allow-nan", reset=False)
         return self._encode(X)
 
     def inverse_transform(self, X):
@@ -476,7 +479,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
-                          dtype=[np.float64, np.float32], reset=False)
+                          dtype=[np.float64, np.float32],
+                          ensure_all_finite="allow-nan", reset=False)
         if sp.issparse(X):
             X = X.tocsr()
         return -self._reconstruction_losses(X, np.arange(X.shape[0]))
@@ -511,6 +515,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
@@ -533,11 +538,14 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         fitted = hasattr(self, "components_")
         warm = fitted and (incremental or self.warm_start)
         X = self._validate_training_data(X, reset=not warm)
-        value_range = data_range(X)  # one pass over X, used twice
+        # One pass over X, for the loss, the range check and the noise; NaN
+        # (missing entries) found on the way, so data without any pays
+        # nothing for them.
+        *value_range, self._has_missing = data_range(X, return_missing=True)
         if not np.isfinite(value_range).all():
             # Only with sklearn.set_config(assume_finite=True), which skips
             # validate_data's check: it would look like divergence.
-            raise non_finite_input_error(type(self).__name__)
+            raise non_finite_input_error(type(self).__name__, allow_nan=True)
         if warm:
             check_structure(self, self._structure_now(),
                             how=("fit a new estimator" if incremental else
@@ -589,9 +597,14 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     def _validate_training_data(self, X, reset):
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
                           dtype=[np.float64, np.float32], order="C",
-                          reset=reset)
+                          ensure_all_finite="allow-nan", reset=reset)
         if sp.issparse(X):
             X = X.tocsr()
+            if not X.has_canonical_format:
+                # Swap noise looks entries up by binary search; duplicates
+                # stand for their sum. A copy: the input is never modified.
+                X = X.copy()
+                X.sum_duplicates()
         if not reset and X.dtype != self.components_.dtype:
             # Continue training in the dtype the weights were created in.
             X = X.astype(self.components_.dtype)
@@ -690,8 +703,15 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
         batch_size = batch_size_for(self, indices.shape[0])
         corruption = "none" if self.corruption_level == 0 else self.corruption
-        noise = (K.CORRUPTION_CODES[corruption], float(self.corruption_level),
-                 float(self.uncorrupted_weight), *self._data_low_high)
+        has_missing = self.__dict__.pop("_has_missing", False)
+        pool = indices if self.early_stopping and not incremental else \
+            np.empty(0, dtype=np.intp)  # swap donors: never a validation row
+        noise = Noise(K.CORRUPTION_CODES[corruption],
+                      float(self.corruption_level),
+                      float(self.uncorrupted_weight), *self._data_low_high,
+                      pool=pool, has_missing=has_missing,
+                      pool_columns=(pool_columns(X, pool) if corruption ==
+                                    "swap" and sp.issparse(X) else None))
 
         # Overflow is not warned about: divergence is detected and reported.
         with BlockRunner(available_threads()) as runner, np.errstate(
@@ -755,7 +775,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     def _encode(self, X):
         W, _ = self._weights_as(X.dtype)
-        H = np.asarray(X @ W.T, order="C")
+        H = np.asarray(_missing_as_zero(X) @ W.T, order="C")
         K.bias_activate(H, self.intercept_hidden_.astype(H.dtype, copy=False),
                         K.ACTIVATION_CODES[self.activation])
         return H
@@ -777,3 +797,20 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             K.row_losses(A, self.intercept_visible_.astype(A.dtype, copy=False),
                          Xb, loss_code, out[batch])
         return out
+
+
+def _missing_as_zero(X):
+    """X with its NaN (missing) entries as 0, as training feeds them.
+
+    A copy only if there is a NaN (one pass to look, against the matrix
+    product that follows).
+    """
+    values = X.data if sp.issparse(X) else X
+    missing = np.isnan(values)
+    if not missing.any():
+        return X
+    if sp.issparse(X):
+        X = X.copy()
+        X.data[missing] = 0
+        return X
+    return np.where(missing, 0, X)
