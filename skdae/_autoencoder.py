@@ -69,7 +69,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         Number of hidden units, the width of the code returned by
         :meth:`transform`.
 
-    corruption : {"masking", "gaussian", "salt_and_pepper"}, default="masking"
+    corruption : {"masking", "gaussian", "salt_and_pepper", "swap"}, \
+            default="masking"
         Noise applied to the training input:
 
         - "masking": each component is set to 0 with probability
@@ -78,10 +79,17 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
           component;
         - "salt_and_pepper": each component is, with probability
           ``corruption_level``, set to the minimum or the maximum of the
-          training data (each with probability 1/2).
+          training data (each with probability 1/2);
+        - "swap": each component is, with probability ``corruption_level``,
+          replaced by the same feature's value in another random row of the
+          training data (never a validation row), the noise of Kaggle's
+          tabular denoising autoencoders: it keeps every feature's marginal
+          distribution. For sparse X its cost is proportional to the
+          non-zeros (a zero can receive a donor's non-zero, with the
+          probability it has for dense X).
 
     corruption_level : float, default=0.3
-        Fraction of components corrupted (masking, salt_and_pepper; in
+        Fraction of components corrupted (masking, salt_and_pepper, swap; in
         ``[0, 1)``) or standard deviation of the noise (gaussian). 0 trains a
         plain (non-denoising) autoencoder.
 
@@ -89,8 +97,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         Weight in the loss of the components that were not corrupted
         (corrupted ones weigh 1), the "emphasis" of Vincent et al. (2010):
         1 weighs all components equally, 0.5 doubles the emphasis on the
-        corrupted components and 0 reconstructs only them. Only for masking
-        and salt_and_pepper noise.
+        corrupted components and 0 reconstructs only them. Only for masking,
+        salt_and_pepper and swap noise.
 
     activation : {"sigmoid", "tanh", "relu", "identity"}, default="sigmoid"
         Activation of the hidden units.
@@ -361,7 +369,11 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data. Sparse input is processed a minibatch at a time,
-            never densified as a whole.
+            never densified as a whole. NaN entries (and explicitly stored
+            NaN in sparse X) are missing values: they are fed as corrupted
+            (set to 0, as masking noise does; swap noise never swaps into
+            them, and a missing donor value is fed as 0) and carry no loss.
+            Data without NaN pays nothing for this.
 
         y : Ignored
             Not used, present for API consistency by convention.
@@ -398,7 +410,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data.
+            Training data; NaN entries are missing values (see :meth:`fit`).
 
         y : Ignored
             Not used, present for API consistency by convention.
@@ -418,7 +430,9 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Data to encode.
+            Data to encode. NaN entries (missing) are encoded as 0, as
+            training feeds them: ``inverse_transform(transform(X))`` then
+            fills them in (inpainting).
 
         Returns
         -------
@@ -470,12 +484,14 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Data to score.
+            Data to score. NaN entries (missing) are encoded as 0 and left
+            out of the loss.
 
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            Minus the per-sample reconstruction loss (summed over features).
+            Minus the per-sample reconstruction loss (summed over the
+            observed features).
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"],

@@ -122,7 +122,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         Number of hidden units of each layer, from the bottom (input) layer
         to the top layer.
 
-    corruption : {"masking", "gaussian", "salt_and_pepper"} or list, \
+    corruption : {"masking", "gaussian", "salt_and_pepper", "swap"} or list, \
             default="masking"
         Noise applied to the input of each layer during its training; see
         :class:`DenoisingAutoencoder`.
@@ -270,7 +270,8 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         **SOLVER_PARAMETER_CONSTRAINTS,
         "hidden_layer_sizes": ["array-like", IntInterval(1, None,
                                                          closed="left")],
-        "corruption": [StrOptions({"masking", "gaussian", "salt_and_pepper"}),
+        "corruption": [StrOptions({"masking", "gaussian", "salt_and_pepper",
+                                   "swap"}),
                        list, tuple],
         "corruption_level": [Interval(Real, 0, None, closed="left"),
                              "array-like"],
@@ -351,7 +352,8 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data.
+            Training data. NaN entries are missing values of the first
+            layer (see :meth:`DenoisingAutoencoder.fit`).
 
         y : Ignored
             Not used, present for API consistency by convention.
@@ -363,7 +365,8 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         """
         with transaction(self):
             X = validate_data(self, X, accept_sparse=["csr", "csc"],
-                              dtype=[np.float64, np.float32])
+                              dtype=[np.float64, np.float32],
+                              ensure_all_finite="allow-nan")
             rng = check_random_state(self.random_state)
             self.autoencoders_ = self._make_layers(rng)
             self._train_layers(X, incremental=False)
@@ -401,6 +404,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
             first_call = not hasattr(self, "autoencoders_")
             X = validate_data(self, X, accept_sparse=["csr", "csc"],
                               dtype=[np.float64, np.float32],
+                              ensure_all_finite="allow-nan",
                               reset=first_call)
             if first_call:
                 self.autoencoders_ = self._make_layers(
@@ -425,7 +429,8 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
-                          dtype=[np.float64, np.float32], reset=False)
+                          dtype=[np.float64, np.float32],
+                          ensure_all_finite="allow-nan", reset=False)
         for layer in self.autoencoders_:
             X = layer.transform(X)
         return X
@@ -481,6 +486,8 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        # NaN: missing entries of the first layer (DenoisingAutoencoder).
+        tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 

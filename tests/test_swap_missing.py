@@ -315,3 +315,15 @@ def test_missing_entries_do_not_change_a_model_without_them():
         b.fit(X)
     assert_array_equal(a.components_, b.components_)
     assert DenoisingAutoencoder().__sklearn_tags__().input_tags.allow_nan
+
+
+def test_stack_layers_take_swap_noise_and_missing_entries():
+    from skdae import StackedDenoisingAutoencoder
+    X = _with_missing(load_digits().data[:300] / 16, 0.1)
+    sda = StackedDenoisingAutoencoder(hidden_layer_sizes=(16, 8),
+                                      corruption=["swap", "masking"],
+                                      max_iter=3, random_state=0).fit(X)
+    assert sda.autoencoders_[0].corruption == "swap"
+    assert np.isfinite(sda.transform(X)).all()
+    assert sda.inverse_transform(sda.transform(X)).shape == X.shape
+    assert sda.__sklearn_tags__().input_tags.allow_nan
