@@ -92,3 +92,40 @@ def test_unchecked_non_finite_input_is_reported_as_input(est, value):
             est.fit(X, y)
     assert "diverged" not in str(info.value)
     assert "impute" in str(info.value)
+
+
+# --------------------------------------------------------------------------
+# Item 15: the defaults converge on typical data, without warning noise
+# --------------------------------------------------------------------------
+def test_defaults_converge_on_digits_without_warning(digits):
+    from sklearn.exceptions import ConvergenceWarning
+    X = digits[0][:1437]  # one fold of the README quick start
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        # Every default but the width (256 converges too, slower to test).
+        dae = DenoisingAutoencoder(n_components=64, random_state=0).fit(X)
+    assert dae.n_iter_ < dae.max_iter  # stopped by the rule, not the budget
+
+
+@pytest.mark.parametrize("loss_terms, stops", [(1, False), (64, True)])
+def test_tol_applies_to_the_loss_per_term(loss_terms, stops):
+    from sklearn.utils import check_random_state
+
+    from skdae._training import reset_training_state, run_epochs
+    est = DenoisingAutoencoder(tol=1e-4, n_iter_no_change=3, shuffle=False)
+    est._random_state = check_random_state(0)
+    reset_training_state(est)
+    params = [np.zeros(1)]
+    rows = np.arange(10)
+
+    def step(batch_rows, seed):
+        # A loss summed over ``loss_terms`` terms that improves by 1e-3 an
+        # epoch: more than tol in total, less than tol per term when 64.
+        return batch_rows.shape[0] * (10.0 - 1e-3 * est.n_iter_)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        converged = run_epochs(est, step, params, [False], rows, n_epochs=20,
+                               batch_size=10, loss_terms=loss_terms)
+    assert converged == stops
+    assert est.n_iter_ == (5 if stops else 20)
