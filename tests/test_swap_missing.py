@@ -327,3 +327,23 @@ def test_stack_layers_take_swap_noise_and_missing_entries():
     assert np.isfinite(sda.transform(X)).all()
     assert sda.inverse_transform(sda.transform(X)).shape == X.shape
     assert sda.__sklearn_tags__().input_tags.allow_nan
+
+
+def test_swap_and_missing_fits_do_not_depend_on_the_thread_count():
+    from threadpoolctl import threadpool_limits
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(600, 100))
+    X[X < 0.5] = 0
+    X[rng.uniform(size=X.shape) < 0.05] = np.nan
+    stored = X != 0
+    S = sp.csr_matrix((X[stored], np.nonzero(stored)), shape=X.shape)
+    models = []
+    for n_threads in (1, 2):
+        with threadpool_limits(n_threads, user_api="blas"):
+            for data in (X, S):
+                models.append(DenoisingAutoencoder(
+                    n_components=300, corruption="swap",
+                    uncorrupted_weight=0.5, batch_size=250, max_iter=2,
+                    random_state=0).fit(data).components_)
+    assert_array_equal(models[0], models[2])
+    assert_array_equal(models[1], models[3])
