@@ -82,7 +82,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
           training data (each with probability 1/2);
         - "swap": each component is, with probability ``corruption_level``,
           replaced by the same feature's value in another random row of the
-          training data (never a validation row), the noise of Kaggle's
+          training data (never a validation row; with :meth:`partial_fit`,
+          a row of the X passed), the noise of Kaggle's
           tabular denoising autoencoders: it keeps every feature's marginal
           distribution. For sparse X its cost is proportional to the
           non-zeros (a zero can receive a donor's non-zero, with the
