@@ -33,7 +33,14 @@ the minibatch: reproducible and independent of the number of threads.
 import numba
 import numpy as np
 
-from ._kernels import _STREAM2, _check_csr, _check_rows, _fail, _uniform
+from ._kernels import (
+    _STREAM2,
+    _check_csr,
+    _check_rows,
+    _fail,
+    _guarded,
+    _uniform,
+)
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
@@ -213,6 +220,15 @@ def swap_csr_batch(X, rows, pool, columns, seed, level, flags, has_missing):
     return out_data[:nz], out_indices[:nz], out_indptr
 
 
+def _check_zero_missing(out, X, rows):
+    n = rows.shape[0]
+    if out.ndim != 2 or out.shape[0] < n or out.shape[1] != X.shape[1]:
+        _fail("zero_missing", f"out has shape {out.shape}, needs at least "
+              f"{n} rows of {X.shape[1]} columns")
+    _check_rows("zero_missing", rows, n, X.shape[0])
+
+
+@_guarded(_check_zero_missing)
 @_jit
 def zero_missing(out, X, rows):
     """In place: ``out[i, j] = 0`` where ``X[rows[i], j]`` or ``out[i, j]`` is NaN.
