@@ -78,8 +78,10 @@ def test_layer_sizes_reject_booleans(cls):
         cls(hidden_layer_sizes=(True, 3), max_iter=2).fit(X, y)
 
 
-@pytest.mark.parametrize("est", list(_estimators()),
-                         ids=lambda est: type(est).__name__)
+@pytest.mark.parametrize(
+    "est", list(_estimators()) + [skdae.StackedDenoisingAutoencoderClassifier(
+        hidden_layer_sizes=(4,), pretrain=False, max_iter=2)],
+    ids=lambda est: type(est).__name__)
 @pytest.mark.parametrize("value", [np.nan, np.inf])
 def test_unchecked_non_finite_input_is_reported_as_input(est, value):
     X, y = _xy()
