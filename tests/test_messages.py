@@ -12,7 +12,7 @@ from numbers import Integral
 import numpy as np
 import pytest
 import sklearn
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils._param_validation import Interval, InvalidParameterError
 
 import skdae
@@ -61,7 +61,7 @@ def test_cross_entropy_range_message_prints_enough_digits(dtype):
 def test_integer_parameters_reject_booleans(est, name, value):
     X, y = _xy()
     with pytest.raises(InvalidParameterError, match=name):
-        est.set_params(**{name: value}).fit(X, y)
+        clone(est).set_params(**{name: value}).fit(X, y)
 
 
 def test_every_estimator_has_integer_parameters_checked():
