@@ -1,6 +1,6 @@
 """The denoising autoencoder estimator."""
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,14 +15,19 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels as K
-from ._base import SOLVER_PARAMETER_CONSTRAINTS
-from ._minibatch import Workspace, data_range, forward_backward
+from ._base import (
+    SOLVER_PARAMETER_CONSTRAINTS,
+    IntInterval,
+    non_finite_input_error,
+)
+from ._minibatch import Noise, Workspace, data_range, forward_backward
 from ._optimizers import make_optimizer
 from ._parallel import (
     BlockRunner,
     available_threads,
 )
 from ._repr import DocumentationLinkMixin
+from ._swap_kernels import pool_columns
 from ._training import (
     batch_size_for,
     check_structure,
@@ -64,7 +69,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         Number of hidden units, the width of the code returned by
         :meth:`transform`.
 
-    corruption : {"masking", "gaussian", "salt_and_pepper"}, default="masking"
+    corruption : {"masking", "gaussian", "salt_and_pepper", "swap"}, \
+            default="masking"
         Noise applied to the training input:
 
         - "masking": each component is set to 0 with probability
@@ -73,10 +79,18 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
           component;
         - "salt_and_pepper": each component is, with probability
           ``corruption_level``, set to the minimum or the maximum of the
-          training data (each with probability 1/2).
+          training data (each with probability 1/2);
+        - "swap": each component is, with probability ``corruption_level``,
+          replaced by the same feature's value in another random row of the
+          training data (never a validation row; with :meth:`partial_fit`,
+          a row of the X passed), the noise of Kaggle's
+          tabular denoising autoencoders: it keeps every feature's marginal
+          distribution. For sparse X its cost is proportional to the
+          non-zeros (a zero can receive a donor's non-zero, with the
+          probability it has for dense X).
 
     corruption_level : float, default=0.3
-        Fraction of components corrupted (masking, salt_and_pepper; in
+        Fraction of components corrupted (masking, salt_and_pepper, swap; in
         ``[0, 1)``) or standard deviation of the noise (gaussian). 0 trains a
         plain (non-denoising) autoencoder.
 
@@ -84,8 +98,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         Weight in the loss of the components that were not corrupted
         (corrupted ones weigh 1), the "emphasis" of Vincent et al. (2010):
         1 weighs all components equally, 0.5 doubles the emphasis on the
-        corrupted components and 0 reconstructs only them. Only for masking
-        and salt_and_pepper noise.
+        corrupted components and 0 reconstructs only them. Only for masking,
+        salt_and_pepper and swap noise.
 
     activation : {"sigmoid", "tanh", "relu", "identity"}, default="sigmoid"
         Activation of the hidden units.
@@ -113,9 +127,13 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     batch_size : int or "auto", default="auto"
         Minibatch size; "auto" means ``min(200, n_samples)``.
 
-    max_iter : int, default=50
+    max_iter : int, default=200
         Maximum number of epochs (passes over the training data) of
-        :meth:`fit`.
+        :meth:`fit`; training usually stops earlier, by the rule of
+        ``tol`` and ``n_iter_no_change``. MLP's default: Adam at the
+        default learning rate needs a few thousand minibatch steps, which
+        small data sets (digits: 8 minibatches per epoch) take 150 to 200
+        epochs to make.
 
     alpha : float, default=0.0
         Strength of the L2 penalty on the weights (not the intercepts).
@@ -138,7 +156,11 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         which :meth:`fit` stops.
 
     tol : float, default=1e-4
-        Minimum improvement that counts (see ``n_iter_no_change``).
+        Minimum improvement that counts (see ``n_iter_no_change``), in the
+        loss *per feature*: training stops when the loss (summed over the
+        ``n_features`` features) has not improved by ``tol * n_features``,
+        as MLP's ``tol`` applies to its loss averaged over outputs. The same
+        ``tol`` thus means the same on 64 and on 784 features.
 
     shuffle : bool, default=True
         Whether to shuffle the samples at every epoch.
@@ -261,8 +283,9 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     _parameter_constraints: dict = {
         **SOLVER_PARAMETER_CONSTRAINTS,
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "corruption": [StrOptions({"masking", "gaussian", "salt_and_pepper"})],
+        "n_components": [IntInterval(1, None, closed="left")],
+        "corruption": [StrOptions({"masking", "gaussian", "salt_and_pepper",
+                                   "swap"})],
         "corruption_level": [Interval(Real, 0, None, closed="left")],
         "uncorrupted_weight": [Interval(Real, 0, 1, closed="both")],
         "activation": [StrOptions({"sigmoid", "tanh", "relu", "identity"})],
@@ -284,7 +307,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         solver="adam",
         learning_rate_init=1e-3,
         batch_size="auto",
-        max_iter=50,
+        max_iter=200,
         alpha=0.0,
         early_stopping=False,
         validation_fraction=0.1,
@@ -347,7 +370,11 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data. Sparse input is processed a minibatch at a time,
-            never densified as a whole.
+            never densified as a whole. NaN entries (and explicitly stored
+            NaN in sparse X) are missing values: they are fed as corrupted
+            (set to 0, as masking noise does; swap noise never swaps into
+            them, and a missing donor value is fed as 0) and carry no loss.
+            Data without NaN pays nothing for this.
 
         y : Ignored
             Not used, present for API consistency by convention.
@@ -384,7 +411,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data.
+            Training data; NaN entries are missing values (see :meth:`fit`).
 
         y : Ignored
             Not used, present for API consistency by convention.
@@ -404,7 +431,9 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Data to encode.
+            Data to encode. NaN entries (missing) are encoded as 0, as
+            training feeds them: ``inverse_transform(transform(X))`` then
+            fills them in (inpainting).
 
         Returns
         -------
@@ -413,7 +442,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
-                          dtype=[np.float64, np.float32], reset=False)
+                          dtype=[np.float64, np.float32],
+                          ensure_all_finite="allow-nan", reset=False)
         return self._encode(X)
 
     def inverse_transform(self, X):
@@ -455,16 +485,19 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Data to score.
+            Data to score. NaN entries (missing) are encoded as 0 and left
+            out of the loss.
 
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            Minus the per-sample reconstruction loss (summed over features).
+            Minus the per-sample reconstruction loss (summed over the
+            observed features).
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
-                          dtype=[np.float64, np.float32], reset=False)
+                          dtype=[np.float64, np.float32],
+                          ensure_all_finite="allow-nan", reset=False)
         if sp.issparse(X):
             X = X.tocsr()
         return -self._reconstruction_losses(X, np.arange(X.shape[0]))
@@ -499,6 +532,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
@@ -521,14 +555,14 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         fitted = hasattr(self, "components_")
         warm = fitted and (incremental or self.warm_start)
         X = self._validate_training_data(X, reset=not warm)
-        value_range = data_range(X)  # one pass over X, used twice
+        # One pass over X, for the loss, the range check and the noise; NaN
+        # (missing entries) found on the way, so data without any pays
+        # nothing for them.
+        *value_range, self._has_missing = data_range(X, return_missing=True)
         if not np.isfinite(value_range).all():
             # Only with sklearn.set_config(assume_finite=True), which skips
             # validate_data's check: it would look like divergence.
-            raise ValueError(
-                "Input X contains NaN or infinity (the check was skipped by "
-                "sklearn.set_config(assume_finite=True)). Remove or impute "
-                "these values first.")
+            raise non_finite_input_error(type(self).__name__, allow_nan=True)
         if warm:
             check_structure(self, self._structure_now(),
                             how=("fit a new estimator" if incremental else
@@ -580,9 +614,14 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     def _validate_training_data(self, X, reset):
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
                           dtype=[np.float64, np.float32], order="C",
-                          reset=reset)
+                          ensure_all_finite="allow-nan", reset=reset)
         if sp.issparse(X):
             X = X.tocsr()
+            if not X.has_canonical_format:
+                # Swap noise looks entries up by binary search; duplicates
+                # stand for their sum. A copy: the input is never modified.
+                X = X.copy()
+                X.sum_duplicates()
         if not reset and X.dtype != self.components_.dtype:
             # Continue training in the dtype the weights were created in.
             X = X.astype(self.components_.dtype)
@@ -603,7 +642,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                    else "the first partial_fit / fit chose loss_='cross_entropy'")
             raise ValueError(
                 f"The cross-entropy loss needs X in [0, 1] ({how}), but X ranges "
-                f"over [{low:.4g}, {high:.4g}]. Scale X into [0, 1] (e.g. with "
+                f"over [{low!r}, {high!r}]. Scale X into [0, 1] (e.g. with "
                 "sklearn.preprocessing.MinMaxScaler) or use "
                 "loss='squared_error'."
             )
@@ -681,8 +720,15 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
         batch_size = batch_size_for(self, indices.shape[0])
         corruption = "none" if self.corruption_level == 0 else self.corruption
-        noise = (K.CORRUPTION_CODES[corruption], float(self.corruption_level),
-                 float(self.uncorrupted_weight), *self._data_low_high)
+        has_missing = self.__dict__.pop("_has_missing", False)
+        pool = indices if self.early_stopping and not incremental else \
+            np.empty(0, dtype=np.intp)  # swap donors: never a validation row
+        noise = Noise(K.CORRUPTION_CODES[corruption],
+                      float(self.corruption_level),
+                      float(self.uncorrupted_weight), *self._data_low_high,
+                      pool=pool, has_missing=has_missing,
+                      pool_columns=(pool_columns(X, pool) if corruption ==
+                                    "swap" and sp.issparse(X) else None))
 
         # Overflow is not warned about: divergence is detected and reported.
         with BlockRunner(available_threads()) as runner, np.errstate(
@@ -699,7 +745,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                        n_epochs=1 if incremental else self.max_iter,
                        batch_size=batch_size,
                        validation_score=validation_score, tag=tag,
-                       warn=not incremental)
+                       warn=not incremental, loss_terms=X.shape[1])
         keep_optimizer_state(self, self.__dict__.pop("_optimizer"),
                              incremental)
 
@@ -746,7 +792,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     def _encode(self, X):
         W, _ = self._weights_as(X.dtype)
-        H = np.asarray(X @ W.T, order="C")
+        H = np.asarray(_missing_as_zero(X) @ W.T, order="C")
         K.bias_activate(H, self.intercept_hidden_.astype(H.dtype, copy=False),
                         K.ACTIVATION_CODES[self.activation])
         return H
@@ -768,3 +814,20 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             K.row_losses(A, self.intercept_visible_.astype(A.dtype, copy=False),
                          Xb, loss_code, out[batch])
         return out
+
+
+def _missing_as_zero(X):
+    """X with its NaN (missing) entries as 0, as training feeds them.
+
+    A copy only if there is a NaN (one pass to look, against the matrix
+    product that follows).
+    """
+    values = X.data if sp.issparse(X) else X
+    missing = np.isnan(values)
+    if not missing.any():
+        return X
+    if sp.issparse(X):
+        X = X.copy()
+        X.data[missing] = 0
+        return X
+    return np.where(missing, 0, X)

@@ -2,7 +2,7 @@
 
 import time
 import warnings
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,7 +17,11 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels as K
-from ._base import SOLVER_PARAMETER_CONSTRAINTS
+from ._base import (
+    SOLVER_PARAMETER_CONSTRAINTS,
+    IntInterval,
+    check_finite_if_assumed,
+)
 from ._network import Head, predict_head, train
 from ._repr import DocumentationLinkMixin
 from ._stacked import (
@@ -265,8 +269,8 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
 
     _parameter_constraints: dict = {
         **SOLVER_PARAMETER_CONSTRAINTS,
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None,
-                                                      closed="left")],
+        "hidden_layer_sizes": ["array-like", IntInterval(1, None,
+                                                         closed="left")],
         "pretrain": ["boolean"],
         "corruption": [StrOptions({"masking", "gaussian", "salt_and_pepper"}),
                        list, tuple],
@@ -276,7 +280,7 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
                                "array-like"],
         "activation": [StrOptions({"sigmoid", "tanh", "relu", "identity"}),
                        list, tuple],
-        "pretrain_max_iter": [Interval(Integral, 1, None, closed="left")],
+        "pretrain_max_iter": [IntInterval(1, None, closed="left")],
         "pretrain_learning_rate_init": [Interval(Real, 0, None,
                                                  closed="neither")],
         "warm_start": ["boolean"],
@@ -540,6 +544,7 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"],
                              dtype=[np.float64, np.float32], reset=reset)
         check_classification_targets(y)
+        check_finite_if_assumed(X, type(self).__name__)
         if sp.issparse(X):
             X = X.tocsr()
         if not reset and X.dtype != self.coefs_[0].dtype:

@@ -79,9 +79,11 @@ def fine_tune(stack, X, indices, val_indices, incremental):
     value_range = data_range(X)
     if not np.isfinite(value_range).all():
         raise ValueError(
-            "Input X contains NaN or infinity (the check was skipped by "
-            "sklearn.set_config(assume_finite=True)). Remove or impute these "
-            "values first.")
+            "fine_tune=True needs X without missing values (NaN) or "
+            "infinity: impute them first (e.g. with skdae."
+            "DenoisingAutoencoderImputer or sklearn.impute.SimpleImputer), "
+            "or set fine_tune=False, whose greedy layers take NaN as missing "
+            "entries.")
     first._check_data_range(value_range, first.loss_)
     first._track_data_range(value_range)
     dtype = first.components_.dtype

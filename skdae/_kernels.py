@@ -27,11 +27,12 @@ _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 _inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 # Codes shared with the Python driver (``_autoencoder.py``).
-CORRUPTION_CODES = {"none": 0, "masking": 1, "gaussian": 2, "salt_and_pepper": 3}
+CORRUPTION_CODES = {"none": 0, "masking": 1, "gaussian": 2, "salt_and_pepper": 3,
+                    "swap": 4}
 ACTIVATION_CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "identity": 3}
 LOSS_CODES = {"cross_entropy": 0, "squared_error": 1}
 
-_NONE, _MASKING, _GAUSSIAN, _SALT_AND_PEPPER = 0, 1, 2, 3
+_NONE, _MASKING, _GAUSSIAN, _SALT_AND_PEPPER, _SWAP = 0, 1, 2, 3, 4
 _SIGMOID, _TANH, _RELU, _IDENTITY = 0, 1, 2, 3
 _CROSS_ENTROPY, _SQUARED_ERROR = 0, 1
 
@@ -167,7 +168,11 @@ def _check_hidden_delta(dH, H, kind, grad_bias):
 
 
 def _check_output_delta(A, bias, X, rows, seed, first_row, kind, level,
-                        uncorrupted_weight, loss, grad_bias):
+                        uncorrupted_weight, loss, grad_bias, flags=None,
+                        has_missing=False):
+    if flags is not None and flags.shape != A.shape:
+        _fail("output_delta", f"flags has shape {flags.shape}, expected "
+              f"{A.shape}")
     _check_bias("output_delta", A, bias)
     _check_shape("output_delta", "grad_bias", grad_bias, bias.shape)
     if X.ndim != 2 or X.shape[1] != A.shape[1]:
@@ -467,7 +472,8 @@ def _elementwise_loss(a, x, loss):
 @_guarded(_check_output_delta)
 @_jit
 def output_delta(A, bias, X, rows, seed, first_row, kind, level,
-                 uncorrupted_weight, loss, grad_bias):
+                 uncorrupted_weight, loss, grad_bias, flags=None,
+                 has_missing=False):
     """Loss and gradient at the decoder, in one pass.
 
     On entry ``A`` holds ``H @ W_dec`` (no bias); on exit it holds the gradient
@@ -476,19 +482,23 @@ def output_delta(A, bias, X, rows, seed, first_row, kind, level,
     with cross-entropy and identity with half squared error.
 
     The emphasis weight ``w`` is 1 for corrupted components and
-    ``uncorrupted_weight`` for the others (masking and salt and pepper only);
-    which components were corrupted is recomputed from ``seed`` (and the row
-    ``first_row`` of the minibatch where this block starts).
+    ``uncorrupted_weight`` for the others (masking, salt and pepper and swap
+    noise); which components were corrupted is read from ``flags`` (non-zero
+    where corrupted, one row per row of ``A``) if given, else recomputed
+    from ``seed`` (and the row ``first_row`` of the minibatch where this
+    block starts). With ``has_missing``, a NaN target is a missing entry:
+    weight 0, no loss and no gradient.
 
     Returns the sum over the batch of the weighted per-sample losses.
     """
     n_features = A.shape[1]
     s = np.uint64(seed)
     emphasis = uncorrupted_weight != 1.0 and (
-        kind == _MASKING or kind == _SALT_AND_PEPPER
+        kind == _MASKING or kind == _SALT_AND_PEPPER or kind == _SWAP
     )
     uw = A.dtype.type(uncorrupted_weight)
     weight = np.ones(n_features, dtype=A.dtype)
+    targets = np.empty(n_features if has_missing else 0, dtype=A.dtype)
     # Per-column sums in the dtype of A, flushed into a float64 total every
     # 64 rows: a running scalar sum is a serial dependency that keeps LLVM
     # from vectorizing the loop (without fastmath), and float64 columns
@@ -498,12 +508,32 @@ def output_delta(A, bias, X, rows, seed, first_row, kind, level,
     grad_bias[:] = 0.0
     for i in range(A.shape[0]):
         r = rows[i]
-        if emphasis:
+        if emphasis and flags is not None:
+            for j in range(n_features):
+                weight[j] = _ONE if flags[i, j] else uw
+        elif emphasis:
             base = np.uint64((first_row + i) * n_features)
             for j in range(n_features):
                 u = _uniform(s, base + np.uint64(j))
                 weight[j] = uw if u >= level else _ONE
-        if loss == _CROSS_ENTROPY:
+        if has_missing:
+            # One extra pass over the row, only for data with missing entries:
+            # the loops below then see a finite target of weight 0.
+            _missing_targets(X[r], weight, emphasis, targets)
+            for j in range(n_features):
+                a = A[i, j] + bias[j]
+                x = targets[j]
+                if loss == _CROSS_ENTROPY:
+                    elementwise, z = _cross_entropy(a, x)
+                else:
+                    z = a
+                    elementwise = _HALF * (a - x) * (a - x)
+                w = weight[j]
+                g = w * (z - x)
+                A[i, j] = g
+                grad_bias[j] += g
+                col_loss[j] += w * elementwise
+        elif loss == _CROSS_ENTROPY:
             for j in range(n_features):
                 a = A[i, j] + bias[j]
                 x = X[r, j]
@@ -529,14 +559,33 @@ def output_delta(A, bias, X, rows, seed, first_row, kind, level,
     return total
 
 
+@_jit
+def _missing_targets(x_row, weight, emphasis, targets):
+    """Targets of one row with NaN (missing) as 0, their weights set to 0."""
+    for j in range(x_row.shape[0]):
+        x = x_row[j]
+        missing = x != x
+        targets[j] = 0.0 if missing else x
+        if missing:
+            weight[j] = _ZERO
+        elif not emphasis:
+            weight[j] = _ONE
+
+
 @_guarded(_check_row_losses)
 @_jit
 def row_losses(A, bias, X, loss, out):
-    """``out[i]`` = loss of row ``i`` of ``X`` given decoder products ``A``."""
+    """``out[i]`` = loss of row ``i`` of ``X`` given decoder products ``A``.
+
+    NaN entries of ``X`` (missing) are left out: the loss over the observed
+    entries.
+    """
     buf = np.empty(A.shape[1])
     for i in range(A.shape[0]):
         for j in range(A.shape[1]):
-            buf[j] = _elementwise_loss(A[i, j] + bias[j], X[i, j], loss)
+            x = X[i, j]
+            buf[j] = (0.0 if x != x
+                      else _elementwise_loss(A[i, j] + bias[j], x, loss))
         out[i] = buf.sum()
 
 

@@ -1,6 +1,6 @@
 """The marginalized stacked denoising autoencoder (mSDA), in closed form."""
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -14,6 +14,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _kernels as K
+from ._base import IntInterval, check_finite_if_assumed
 from ._repr import DocumentationLinkMixin
 from ._scatter import add_statistics, layer_statistics, solve_layer
 
@@ -165,11 +166,11 @@ class MarginalizedDenoisingAutoencoder(TransformerMixin, DocumentationLinkMixin,
     """
 
     _parameter_constraints = {
-        "n_layers": [Interval(Integral, 1, None, closed="left")],
+        "n_layers": [IntInterval(1, None, closed="left")],
         "corruption_level": [Interval(Real, 0, 1, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "activation": [StrOptions({"tanh", "relu", "identity"})],
-        "n_components": [None, Interval(Integral, 1, None, closed="left")],
+        "n_components": [None, IntInterval(1, None, closed="left")],
         "features": [StrOptions({"all", "layers", "last"})],
         "random_state": ["random_state"],
     }
@@ -414,6 +415,7 @@ class MarginalizedDenoisingAutoencoder(TransformerMixin, DocumentationLinkMixin,
         try:
             X = validate_data(self, X, accept_sparse="csr",
                               dtype=[np.float64, np.float32], reset=reset)
+            check_finite_if_assumed(X, type(self).__name__)
             state = self._update(X, None if reset else self._statistics)
         except BaseException:
             for k in _VALIDATED:

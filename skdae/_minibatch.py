@@ -5,11 +5,41 @@ minibatch and the weight gradients over fixed blocks of hidden units, so the
 result is the same whatever the number of threads (see ``_parallel``).
 """
 
+from typing import NamedTuple
+
 import numpy as np
 import scipy.sparse as sp
 
+from . import _head_kernels as HK
 from . import _kernels as K
+from ._kernels import _check_rows
 from ._parallel import ROWS_PER_BLOCK, UNITS_PER_BLOCK, BlockRunner, blocks
+from ._swap_kernels import swap_csr_batch, zero_missing
+
+_ALL_ROWS = np.empty(0, dtype=np.intp)
+_NO_FLAGS = np.empty((0, 0), dtype=np.uint8)
+_NO_MISSING = np.empty((0, 0), dtype=np.bool_)
+_SWAP = K.CORRUPTION_CODES["swap"]
+
+
+class Noise(NamedTuple):
+    """The corruption of a fit: built at fit time, never stored.
+
+    ``kind`` is a ``_kernels.CORRUPTION_CODES`` code; ``low`` / ``high`` the
+    salt-and-pepper values. Swap noise draws donors from the training rows
+    ``pool`` (empty: all rows of X); for sparse X it also needs
+    ``pool_columns`` (``_swap_kernels.pool_columns``). ``has_missing``: X
+    has NaN (missing) entries, checked once per fit.
+    """
+
+    kind: int
+    level: float
+    uncorrupted_weight: float
+    low: float
+    high: float
+    pool: np.ndarray = _ALL_ROWS
+    pool_columns: tuple = None
+    has_missing: bool = False
 
 
 def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
@@ -29,8 +59,11 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
     of the hidden units ``units`` are complete (when the weights are no
     longer read: the optimizer may update these rows then).
     """
-    kind, level, uncorrupted_weight, low, high = noise
+    noise = Noise(*noise)
+    kind, level, uncorrupted_weight, low, high = noise[:5]
+    has_missing = noise.has_missing
     n = rows.shape[0]
+    flags = None  # corrupted entries, where the kernels cannot recompute them
     sparse_batch = None  # (data, indices, indptr) of a corrupted CSR batch
     if sp.issparse(X):
         batch = X[rows]
@@ -43,8 +76,21 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
             sparse_batch = (data, batch.indices, batch.indptr)
         elif kind == K.CORRUPTION_CODES["none"]:
             sparse_batch = (batch.data, batch.indices, batch.indptr)
+        elif kind == _SWAP:
+            flags = ws.flags[:n] if uncorrupted_weight != 1.0 else None
+            sparse_batch = swap_csr_batch(
+                X, rows, noise.pool, noise.pool_columns, seed, level,
+                _NO_FLAGS if flags is None else flags, has_missing)
+        if has_missing and sparse_batch is not None and kind != _SWAP:
+            # Stored NaN: fed as 0 (swap noise already did that).
+            sparse_batch = (np.where(np.isnan(sparse_batch[0]), 0,
+                                     sparse_batch[0]), *sparse_batch[1:])
     else:
         clean, clean_rows = X, rows
+        if kind == _SWAP:
+            _check_rows("gather_corrupt_groups", noise.pool,
+                        noise.pool.shape[0], X.shape[0])
+            _check_rows("gather_corrupt_groups", rows, n, X.shape[0])
     row_blocks = blocks(n, ROWS_PER_BLOCK)
 
     def forward_backward_rows(k):
@@ -52,8 +98,18 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
         H = ws.hidden[r]
         if sparse_batch is None:
             corrupted = ws.corrupted[r]
-            K.gather_corrupt(clean, clean_rows[r], corrupted, seed,
-                             r.start, kind, level, low, high)
+            if kind == _SWAP:
+                # The deep engine's swap noise, one column group per feature.
+                HK.gather_corrupt_groups(
+                    clean, clean_rows[r], corrupted, ws.flags[r], seed,
+                    r.start, HK.NOISE_CODES["swap"], level, ws.group_starts,
+                    ws.group_stops, ws.no_indicators, noise.pool, _NO_MISSING,
+                    False)
+            else:
+                K.gather_corrupt(clean, clean_rows[r], corrupted, seed,
+                                 r.start, kind, level, low, high)
+            if has_missing:
+                zero_missing(corrupted, clean, clean_rows[r])
             np.matmul(corrupted, W.T, out=H)
         else:
             data, indices, indptr = sparse_batch
@@ -64,7 +120,8 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
         loss_sum = K.output_delta(
             delta_out, b_visible, clean, clean_rows[r], seed,
             r.start, kind, level, uncorrupted_weight, ws.loss,
-            ws.grad_visible_bias_parts[k])
+            ws.grad_visible_bias_parts[k],
+            None if flags is None else flags[r], has_missing)
         delta_hidden = ws.delta_hidden[r]
         np.matmul(delta_out, W_dec.T, out=delta_hidden)
         K.hidden_delta(delta_hidden, H, ws.activation,
@@ -123,22 +180,41 @@ class Workspace:
         self.grad_hidden_bias = np.empty(n_components, dtype=dtype)
         self.grad_visible_bias = np.empty(n_features, dtype=dtype)
         self.arange = np.arange(batch_size)
+        # Swap noise: the corrupted entries, and one column group per feature.
+        self.flags = np.zeros((batch_size, n_features), dtype=np.uint8)
+        self.group_starts = np.arange(n_features, dtype=np.int64)
+        self.group_stops = self.group_starts + 1
+        self.no_indicators = np.full(n_features, -1, dtype=np.int64)
 
 
-def data_range(X):
+def data_range(X, return_missing=False):
     """Minimum and maximum of X, counting the implicit zeros of sparse X.
 
     Duplicate entries of a sparse X count as their sum, the value they
-    stand for (two stored 0.6 at one position are 1.2).
+    stand for (two stored 0.6 at one position are 1.2). NaN entries
+    (missing) are left out; ``return_missing`` also returns whether there
+    are any, found without a further pass over X when there are none.
     """
     if sp.issparse(X):
         if not X.has_canonical_format:
             X = X.copy()
             X.sum_duplicates()
         data = X.data
-        low = float(data.min()) if data.size else 0.0
-        high = float(data.max()) if data.size else 0.0
+        low, high, missing = _range(data) if data.size else (0.0, 0.0, False)
         if X.nnz < X.shape[0] * X.shape[1]:
             low, high = min(low, 0.0), max(high, 0.0)
-        return low, high
-    return float(np.min(X)), float(np.max(X))
+    else:
+        low, high, missing = _range(X)
+    return (low, high, missing) if return_missing else (low, high)
+
+
+def _range(values):
+    low, high = float(np.min(values)), float(np.max(values))
+    if not (np.isnan(low) or np.isnan(high)):
+        return low, high, False
+    observed = values[~np.isnan(values)]
+    if observed.size == 0:
+        raise ValueError(
+            "X has no observed (non-NaN) value: there is nothing to learn "
+            "from. Pass data with observed entries.")
+    return float(observed.min()), float(observed.max()), True

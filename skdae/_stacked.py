@@ -1,7 +1,7 @@
 """Stacked denoising autoencoders: greedy layer-wise feature learning."""
 
 import sys
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -12,11 +12,15 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+)
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._autoencoder import DenoisingAutoencoder
-from ._base import SOLVER_PARAMETER_CONSTRAINTS
+from ._base import SOLVER_PARAMETER_CONSTRAINTS, IntInterval
 from ._fine_tuning import deep_network, fine_tune, forget_fine_tuning
 from ._network import row_losses
 from ._parallel import BlockRunner, available_threads, blocks
@@ -40,10 +44,14 @@ PER_LAYER_PARAMS = ("corruption", "corruption_level", "uncorrupted_weight",
 def _check_hidden_layer_sizes(hidden_layer_sizes):
     """Validated layer widths as a list of ints."""
     sizes = np.atleast_1d(np.asarray(hidden_layer_sizes))
+    # np.asarray turns (True, 4) into [1, 4]: look at the items themselves.
+    items = (hidden_layer_sizes if np.ndim(hidden_layer_sizes) == 1
+             else [hidden_layer_sizes])
     if (sizes.ndim != 1 or sizes.size == 0
+            or any(isinstance(s, (bool, np.bool_)) for s in items)
             or not np.issubdtype(sizes.dtype, np.integer)
             or np.any(sizes < 1)):
-        raise ValueError(
+        raise InvalidParameterError(
             "hidden_layer_sizes must be a positive int or a non-empty sequence "
             f"of positive ints (one width per layer), got {hidden_layer_sizes!r}."
         )
@@ -136,7 +144,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         Number of hidden units of each layer, from the bottom (input) layer
         to the top layer.
 
-    corruption : {"masking", "gaussian", "salt_and_pepper"} or list, \
+    corruption : {"masking", "gaussian", "salt_and_pepper", "swap"} or list, \
             default="masking"
         Noise applied to the input of each layer during its training; see
         :class:`DenoisingAutoencoder`.
@@ -358,9 +366,10 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
 
     _parameter_constraints: dict = {
         **SOLVER_PARAMETER_CONSTRAINTS,
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None,
-                                                      closed="left")],
-        "corruption": [StrOptions({"masking", "gaussian", "salt_and_pepper"}),
+        "hidden_layer_sizes": ["array-like", IntInterval(1, None,
+                                                         closed="left")],
+        "corruption": [StrOptions({"masking", "gaussian", "salt_and_pepper",
+                                   "swap"}),
                        list, tuple],
         "corruption_level": [Interval(Real, 0, None, closed="left"),
                              "array-like"],
@@ -372,7 +381,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
                  list, tuple],
         "tied_weights": ["boolean"],
         "fine_tune": ["boolean"],
-        "fine_tune_max_iter": [Interval(Integral, 1, None, closed="left")],
+        "fine_tune_max_iter": [IntInterval(1, None, closed="left")],
         "warm_start": ["boolean"],
     }
 
@@ -455,7 +464,8 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data.
+            Training data. NaN entries are missing values of the first
+            layer (see :meth:`DenoisingAutoencoder.fit`).
 
         y : Ignored
             Not used, present for API consistency by convention.
@@ -521,7 +531,8 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
-                          dtype=[np.float64, np.float32], reset=False)
+                          dtype=[np.float64, np.float32],
+                          ensure_all_finite="allow-nan", reset=False)
         # The layers' own encoders pass arrays (never DataFrames) up.
         for layer in self.autoencoders_:
             X = layer._encode(X)
@@ -576,11 +587,19 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
-                          dtype=[np.float64, np.float32], reset=False)
+                          dtype=[np.float64, np.float32],
+                          ensure_all_finite="allow-nan", reset=False)
         if sp.issparse(X):
             X = X.tocsr()
         network = deep_network(self.autoencoders_, X.dtype)
-        return -row_losses(*network, X, X)
+        missing = np.isnan(X.toarray() if sp.issparse(X) else X)
+        if not missing.any():
+            return -row_losses(*network, X, X)
+        # Missing entries are encoded as 0 and carry no loss, as in the
+        # layers' own score_samples.
+        X = X.toarray() if sp.issparse(X) else X
+        X = np.where(missing, 0, X)
+        return -row_losses(*network, X, X, target_weights=~missing)
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples`: minus the mean reconstruction loss.
@@ -624,6 +643,8 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        # NaN: missing entries of the first layer (DenoisingAutoencoder).
+        tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
@@ -641,7 +662,8 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         warm = hasattr(self, "autoencoders_") and (incremental
                                                   or self.warm_start)
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
-                          dtype=[np.float64, np.float32], reset=not warm)
+                          dtype=[np.float64, np.float32],
+                          ensure_all_finite="allow-nan", reset=not warm)
         if sp.issparse(X):
             X = X.tocsr()
         if warm:

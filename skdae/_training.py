@@ -216,7 +216,7 @@ def validation_split(estimator, indices, stratify=None):
 
 def run_epochs(estimator, step, params, l2_flags, train_indices, *, n_epochs,
                batch_size, seeded=True, validation_score=None, tag=None,
-               warn=True):
+               warn=True, loss_terms=1):
     """Train for up to ``n_epochs`` epochs; return whether training converged.
 
     Parameters
@@ -261,6 +261,12 @@ def run_epochs(estimator, step, params, l2_flags, train_indices, *, n_epochs,
     warn : bool, default=True
         Whether to warn (``ConvergenceWarning``) when ``n_epochs`` ran out
         before the stopping rule fired.
+    loss_terms : int, default=1
+        Number of terms the per-sample loss sums (the features of an
+        autoencoder's reconstruction). The stopping rule applies ``tol`` to
+        the loss (and validation score) divided by it, as MLP's ``tol``
+        applies to a loss averaged over its outputs: an absolute ``tol`` on a
+        sum over 784 features would be 784 times stricter than on one.
 
     Returns
     -------
@@ -348,7 +354,7 @@ def run_epochs(estimator, step, params, l2_flags, train_indices, *, n_epochs,
             print(f"{message}, time = {now - epoch_start:.2f}s, elapsed = "
                   f"{now - start:.1f}s, remaining ~ {remaining:.1f}s")
             sys.stdout.flush()
-        if _no_improvement(est, early_stopping):
+        if _no_improvement(est, early_stopping, est.tol * loss_terms):
             converged = True
             break
     if early_stopping and best_params is not None:
@@ -382,21 +388,22 @@ def _check_divergence(est, tag, epoch_loss, lowest, params, reference):
     )
 
 
-def _no_improvement(est, early_stopping):
+def _no_improvement(est, early_stopping, tol):
     """MLP's stopping rule, applied after an epoch; True means stop.
 
     Counts the epochs in a row in which the training loss (or, with early
-    stopping, the validation score) did not improve by at least ``tol``.
+    stopping, the validation score) did not improve by at least ``tol``
+    (``est.tol`` scaled by :func:`run_epochs`' ``loss_terms``).
     """
     last_loss = est.loss_curve_[-1]
     if early_stopping:
         score = est.validation_scores_[-1]
-        if score < est.best_validation_score_ + est.tol:
+        if score < est.best_validation_score_ + tol:
             est._no_improvement_count += 1
         else:
             est._no_improvement_count = 0
         est.best_validation_score_ = max(est.best_validation_score_, score)
-    elif last_loss > est.best_loss_ - est.tol:
+    elif last_loss > est.best_loss_ - tol:
         est._no_improvement_count += 1
     else:
         est._no_improvement_count = 0
