@@ -76,8 +76,8 @@ def fine_tune(stack, X, indices, val_indices, incremental):
     """
     layers = stack.autoencoders_
     first = layers[0]
-    value_range = data_range(X)
-    if not np.isfinite(value_range).all():
+    *value_range, missing = data_range(X, return_missing=True)
+    if missing or not np.isfinite(value_range).all():
         raise ValueError(
             "fine_tune=True needs X without missing values (NaN) or "
             "infinity: impute them first (e.g. with skdae."

@@ -347,3 +347,23 @@ def test_swap_and_missing_fits_do_not_depend_on_the_thread_count():
                     random_state=0).fit(data).components_)
     assert_array_equal(models[0], models[2])
     assert_array_equal(models[1], models[3])
+
+
+def test_stack_scores_observed_entries_and_fine_tuning_asks_for_imputation():
+    from skdae import StackedDenoisingAutoencoder
+
+    X = load_digits().data[:200] / 16
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sda = StackedDenoisingAutoencoder((16, 8), max_iter=3,
+                                          random_state=0).fit(X)
+    holes = X.copy()
+    holes[np.random.RandomState(0).uniform(size=X.shape) < 0.2] = np.nan
+    scores = sda.score_samples(holes)
+    assert np.isfinite(scores).all()
+    # Fewer observed entries carry less loss: the scores rise.
+    assert np.all(scores >= sda.score_samples(X) - 1e-9)
+    with pytest.raises(ValueError, match="impute them first"):
+        StackedDenoisingAutoencoder((16, 8), max_iter=2, fine_tune=True,
+                                    fine_tune_max_iter=2,
+                                    random_state=0).fit(holes)
