@@ -3,10 +3,12 @@
 from ._autoencoder import DenoisingAutoencoder
 from ._classifier import StackedDenoisingAutoencoderClassifier
 from ._stacked import StackedDenoisingAutoencoder
+from ._tabular import TabularDenoisingAutoencoder
 
 __all__ = [
     "DenoisingAutoencoder",
     "StackedDenoisingAutoencoder",
     "StackedDenoisingAutoencoderClassifier",
+    "TabularDenoisingAutoencoder",
 ]
 __version__ = "0.1.0"

@@ -13,6 +13,7 @@ import skdae
 _SMALL = {
     "StackedDenoisingAutoencoder": {"hidden_layer_sizes": (16, 8)},
     "StackedDenoisingAutoencoderClassifier": {"hidden_layer_sizes": (16, 8)},
+    "TabularDenoisingAutoencoder": {"hidden_layer_sizes": (16, 8)},
 }
 
 
@@ -20,6 +21,10 @@ _SMALL = {
 _VARIANTS = [
     skdae.StackedDenoisingAutoencoderClassifier(hidden_layer_sizes=(16,),
                                                 pretrain=False),
+    skdae.TabularDenoisingAutoencoder(hidden_layer_sizes=(16,),
+                                      corruption="masking", features="last",
+                                      early_stopping=True,
+                                      validation_fraction=0.3),
 ]
 
 
@@ -33,7 +38,8 @@ def _public_estimators():
 def test_every_public_estimator_is_checked():
     checked = {type(est).__name__ for est in _public_estimators()}
     assert checked == {"DenoisingAutoencoder", "StackedDenoisingAutoencoder",
-                       "StackedDenoisingAutoencoderClassifier"}
+                       "StackedDenoisingAutoencoderClassifier",
+                       "TabularDenoisingAutoencoder"}
 
 
 @parametrize_with_checks(list(_public_estimators()) + _VARIANTS)
