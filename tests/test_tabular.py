@@ -227,6 +227,20 @@ def test_pickle_is_small_and_equivalent():
     assert loaded.n_iter_ == dae.n_iter_ + 1
 
 
+def test_skops_round_trip_trusts_the_public_class_only():
+    sio = pytest.importorskip("skops.io", reason="skops is not installed")
+    X = _frame()
+    dae = _small().fit(X)
+    dumped = sio.dumps(dae)
+    untrusted = sio.get_untrusted_types(data=dumped)
+    assert untrusted == ["skdae._tabular.TabularDenoisingAutoencoder"]
+    loaded = sio.loads(dumped, trusted=untrusted)
+    np.testing.assert_array_equal(loaded.transform(X), dae.transform(X))
+    pd.testing.assert_frame_equal(
+        loaded.inverse_transform(loaded.transform(X)),
+        dae.inverse_transform(dae.transform(X)))
+
+
 def test_partial_fit_and_warm_start():
     X = _frame()
     inc = _small()
@@ -308,7 +322,7 @@ def test_features_learn_real_structure():
 
 def test_features_feed_a_pipeline_and_grid_search():
     X, y = load_wine(return_X_y=True, as_frame=True)
-    pipe = make_pipeline(_small(hidden_layer_sizes=(32,), max_iter=30),
+    pipe = make_pipeline(_small(hidden_layer_sizes=(32,), max_iter=15),
                          LogisticRegression(max_iter=500))
     # Features of a standardised-inside DAE beat chance by far on raw wine.
     assert cross_val_score(pipe, X, y, cv=3).mean() > 0.8
