@@ -78,19 +78,25 @@ class SkdaeTrainer:
         self.head = Head(kinds, widths)
         self.noise = Corruption("swap", args.level, X.shape[1], starts, stops)
         self.batch = args.batch
-        self.runner = BlockRunner(args.threads_now)
-        self.runner.__enter__()
+        self.threads = args.threads_now
         self.ws = Workspace(self.batch, self.coefs, self.head,
-                            self.noise.n_groups, True, self.runner,
+                            self.noise.n_groups, True, None,
                             args.rows_per_block)
         self.params = self.coefs + self.intercepts
         self.opt = AdamOptimizer(self.params, args.lr)
         self.rng = np.random.RandomState(1)
 
     def close(self):
-        self.runner.__exit__(None, None, None)
+        pass
 
     def epoch(self):
+        # The runner limits BLAS to one thread while it is open: open it per
+        # epoch, as a fit does, so that the other trainers see the limit of
+        # the run.
+        with BlockRunner(self.threads) as self.ws.runner:
+            self._epoch()
+
+    def _epoch(self):
         n = self.X.shape[0]
         perm = self.rng.permutation(n)
         seeds = self.rng.randint(2**31, size=n // self.batch + 1)
