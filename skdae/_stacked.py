@@ -180,9 +180,10 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
     batch_size : int or "auto", default="auto"
         Minibatch size; "auto" means ``min(200, n_samples)``.
 
-    max_iter : int, default=50
+    max_iter : int, default=200
         Maximum number of epochs of each layer in the greedy pretraining of
-        :meth:`fit`.
+        :meth:`fit` (as :class:`DenoisingAutoencoder`'s: each layer stops
+        earlier when its loss per feature no longer improves by ``tol``).
 
     fine_tune : bool, default=False
         Whether :meth:`fit` fine-tunes the whole deep autoencoder end to end
@@ -398,7 +399,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         solver="adam",
         learning_rate_init=1e-3,
         batch_size="auto",
-        max_iter=50,
+        max_iter=200,
         fine_tune=False,
         fine_tune_max_iter=50,
         alpha=0.0,

@@ -13,6 +13,7 @@ import skdae
 _SMALL = {
     "StackedDenoisingAutoencoder": {"hidden_layer_sizes": (16, 8)},
     "StackedDenoisingAutoencoderClassifier": {"hidden_layer_sizes": (16, 8)},
+    "TabularDenoisingAutoencoder": {"hidden_layer_sizes": (16, 8)},
 }
 
 
@@ -25,6 +26,10 @@ _VARIANTS = [
                                            random_state=0),
     skdae.StackedDenoisingAutoencoder(hidden_layer_sizes=(16, 8),
                                       fine_tune=True, fine_tune_max_iter=10),
+    skdae.TabularDenoisingAutoencoder(hidden_layer_sizes=(16,),
+                                      corruption="masking", features="last",
+                                      early_stopping=True,
+                                      validation_fraction=0.3),
 ]
 
 
@@ -39,7 +44,8 @@ def test_every_public_estimator_is_checked():
     checked = {type(est).__name__ for est in _public_estimators()}
     assert checked == {"DenoisingAutoencoder", "StackedDenoisingAutoencoder",
                        "StackedDenoisingAutoencoderClassifier",
-                       "MarginalizedDenoisingAutoencoder"}
+                       "MarginalizedDenoisingAutoencoder",
+                       "TabularDenoisingAutoencoder"}
 
 
 @parametrize_with_checks(list(_public_estimators()) + _VARIANTS)
