@@ -644,8 +644,9 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
-        # NaN: missing entries of the first layer (DenoisingAutoencoder).
-        tags.input_tags.allow_nan = True
+        # NaN: missing entries of the first layer (DenoisingAutoencoder);
+        # the end-to-end fine-tuning takes complete data only.
+        tags.input_tags.allow_nan = not self.fine_tune
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
