@@ -23,6 +23,7 @@ from ._parallel import (
     available_threads,
 )
 from ._repr import DocumentationLinkMixin
+from ._sampling import SampledWorkspace, train_batch_sampled
 from ._training import (
     batch_size_for,
     check_structure,
@@ -103,6 +104,18 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     tied_weights : bool, default=True
         Whether the decoder uses the encoder weights (``W' = W.T``). Untied
         weights double the parameters.
+
+    reconstruction_sampling : int or None, default=None
+        Reconstruction sampling for sparse X (Dauphin et al., 2011). None
+        reconstructs every feature. An int ``k`` makes each minibatch
+        reconstruct only the features with a stored entry in the minibatch
+        plus ``k`` of the others drawn uniformly, their loss weighted so that
+        it stays an unbiased estimate of the full one: a minibatch then costs
+        time and memory in proportion to its non-zeros, not to
+        ``n_features``. Only the sampled columns of the weights and visible
+        biases are updated in a step, with their optimizer state ("lazy"
+        Adam or momentum). Needs sparse X and masking noise (or
+        ``corruption_level=0``). See :ref:`reconstruction_sampling`.
 
     solver : {"adam", "sgd"}, default="adam"
         Optimizer: Adam, or stochastic gradient descent with momentum.
@@ -268,6 +281,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         "activation": [StrOptions({"sigmoid", "tanh", "relu", "identity"})],
         "loss": [StrOptions({"auto", "cross_entropy", "squared_error"})],
         "tied_weights": ["boolean"],
+        "reconstruction_sampling": [Interval(Integral, 1, None,
+                                             closed="left"), None],
         "warm_start": ["boolean"],
     }
 
@@ -281,6 +296,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         activation="sigmoid",
         loss="auto",
         tied_weights=True,
+        reconstruction_sampling=None,
         solver="adam",
         learning_rate_init=1e-3,
         batch_size="auto",
@@ -307,6 +323,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.activation = activation
         self.loss = loss
         self.tied_weights = tied_weights
+        self.reconstruction_sampling = reconstruction_sampling
         self.solver = solver
         self.learning_rate_init = learning_rate_init
         self.batch_size = batch_size
@@ -521,6 +538,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         fitted = hasattr(self, "components_")
         warm = fitted and (incremental or self.warm_start)
         X = self._validate_training_data(X, reset=not warm)
+        self._check_sampling(X)
         value_range = data_range(X)  # one pass over X, used twice
         if not np.isfinite(value_range).all():
             # Only with sklearn.set_config(assume_finite=True), which skips
@@ -576,6 +594,23 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 "component weight 0: nothing would be learned. Raise "
                 "corruption_level or uncorrupted_weight."
             )
+
+    def _check_sampling(self, X):
+        k = self.reconstruction_sampling
+        if k is None:
+            return
+        if not sp.issparse(X):
+            raise ValueError(
+                f"reconstruction_sampling={k} samples the zeros of sparse "
+                "input, but X is dense. Pass X as a scipy.sparse CSR matrix "
+                "(scipy.sparse.csr_matrix(X)) or set "
+                "reconstruction_sampling=None.")
+        if self.corruption != "masking" and self.corruption_level > 0:
+            raise ValueError(
+                f"reconstruction_sampling={k} needs masking noise (or "
+                f"corruption_level=0): corruption='{self.corruption}' also "
+                "corrupts the zeros, which makes the input dense. Use "
+                "corruption='masking' or reconstruction_sampling=None.")
 
     def _validate_training_data(self, X, reset):
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
@@ -685,15 +720,26 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                  float(self.uncorrupted_weight), *self._data_low_high)
 
         # Overflow is not warned about: divergence is detected and reported.
+        codes = (K.ACTIVATION_CODES[self.activation], K.LOSS_CODES[self.loss_])
         with BlockRunner(available_threads()) as runner, np.errstate(
                 over="ignore", invalid="ignore"):
-            workspace = Workspace(batch_size, X.shape[1], self.n_components,
-                                   X.dtype, K.ACTIVATION_CODES[self.activation],
-                                   K.LOSS_CODES[self.loss_], runner)
+            if self.reconstruction_sampling is None:
+                workspace = Workspace(batch_size, X.shape[1],
+                                      self.n_components, X.dtype, *codes,
+                                      runner)
 
-            def step(rows, seed):
-                return self._train_batch(X, rows, seed, noise, workspace,
-                                         params, l2_flags)
+                def step(rows, seed):
+                    return self._train_batch(X, rows, seed, noise, workspace,
+                                             params, l2_flags)
+            else:
+                workspace = SampledWorkspace(batch_size, self.n_components,
+                                             X.dtype, *codes, runner)
+
+                def step(rows, seed):
+                    return train_batch_sampled(
+                        self._optimizer, params, l2_flags, self.alpha, X,
+                        rows, seed, noise, self.reconstruction_sampling,
+                        workspace)
 
             run_epochs(self, step, params, l2_flags, indices,
                        n_epochs=1 if incremental else self.max_iter,

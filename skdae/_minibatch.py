@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from . import _kernels as K
 from ._parallel import ROWS_PER_BLOCK, UNITS_PER_BLOCK, BlockRunner, blocks
+from ._sparse_kernels import gather_corrupt, output_delta
 
 
 def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
@@ -34,7 +35,8 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
     sparse_batch = None  # (data, indices, indptr) of a corrupted CSR batch
     if sp.issparse(X):
         batch = X[rows]
-        clean, clean_rows = batch.toarray(), ws.arange[:n]
+        # The clean targets are read from the CSR batch: no dense copy.
+        clean, clean_rows = batch, ws.arange[:n]
         if kind == K.CORRUPTION_CODES["masking"]:
             # Masking keeps the sparsity pattern: encode the sparse batch.
             data = np.empty_like(batch.data)
@@ -52,7 +54,7 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
         H = ws.hidden[r]
         if sparse_batch is None:
             corrupted = ws.corrupted[r]
-            K.gather_corrupt(clean, clean_rows[r], corrupted, seed,
+            gather_corrupt(clean, clean_rows[r], corrupted, seed,
                              r.start, kind, level, low, high)
             np.matmul(corrupted, W.T, out=H)
         else:
@@ -61,7 +63,7 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
         K.bias_activate(H, b_hidden, ws.activation)
         delta_out = ws.visible[r]
         np.matmul(H, W_dec, out=delta_out)
-        loss_sum = K.output_delta(
+        loss_sum = output_delta(
             delta_out, b_visible, clean, clean_rows[r], seed,
             r.start, kind, level, uncorrupted_weight, ws.loss,
             ws.grad_visible_bias_parts[k])
