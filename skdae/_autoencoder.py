@@ -23,7 +23,11 @@ from ._parallel import (
     available_threads,
 )
 from ._repr import DocumentationLinkMixin
-from ._sampling import SampledWorkspace, train_batch_sampled
+from ._sampling import (
+    SampledWorkspace,
+    initial_visible_bias,
+    train_batch_sampled,
+)
 from ._training import (
     batch_size_for,
     check_structure,
@@ -39,6 +43,19 @@ from ._training import (
 
 # Rows per chunk when encoding / scoring many samples: bounds the temporaries.
 _CHUNK_ELEMENTS = 2**22
+
+
+def _uniform_rows(rng, bound, shape, dtype):
+    """``rng.uniform(-bound, bound, shape).astype(dtype)``, a row at a time.
+
+    The same numbers (RandomState draws them in order), without a float64
+    temporary of the whole matrix: on a million features that is 128 MB per
+    16 hidden units.
+    """
+    out = np.empty(shape, dtype=dtype)
+    for k in range(shape[0]):
+        out[k] = rng.uniform(-bound, bound, shape[1])
+    return out
 
 
 class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
@@ -114,8 +131,10 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         time and memory in proportion to its non-zeros, not to
         ``n_features``. Only the sampled columns of the weights and visible
         biases are updated in a step, with their optimizer state ("lazy"
-        Adam or momentum). Needs sparse X and masking noise (or
-        ``corruption_level=0``). See :ref:`reconstruction_sampling`.
+        Adam or momentum), and the visible biases start at the
+        reconstruction of each feature by its mean instead of 0. Needs sparse
+        X and masking noise (or ``corruption_level=0``). See
+        :ref:`reconstruction_sampling`.
 
     solver : {"adam", "sgd"}, default="adam"
         Optimizer: Adam, or stochastic gradient descent with momentum.
@@ -663,14 +682,15 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         if self.activation == "sigmoid":
             bound *= 4.0
         shape = (self.n_components, n_features)
-        self.components_ = rng.uniform(-bound, bound, shape).astype(dtype)
+        self.components_ = _uniform_rows(rng, bound, shape, dtype)
         if self.tied_weights:
             self.decoder_components_ = self.components_
         else:
-            self.decoder_components_ = rng.uniform(-bound, bound,
-                                                   shape).astype(dtype)
+            self.decoder_components_ = _uniform_rows(rng, bound, shape, dtype)
         self.intercept_hidden_ = np.zeros(self.n_components, dtype=dtype)
         self.intercept_visible_ = np.zeros(n_features, dtype=dtype)
+        if self.reconstruction_sampling is not None:
+            self.intercept_visible_[:] = initial_visible_bias(X, loss)
         reset_training_state(self)
         self.__dict__.pop("_optimizer_state", None)
         record_structure(self, {"n_components": self.n_components,

@@ -1,5 +1,6 @@
 """Reconstruction sampling (Dauphin et al., 2011) and the exact sparse path."""
 
+import copy
 import pickle
 import tracemalloc
 import warnings
@@ -148,17 +149,41 @@ def test_sample_columns_draws_uniformly_without_replacement():
 ])
 def test_sampling_every_column_is_bitwise_the_exact_path(params):
     X = sparse_data()
-    fit = dict(n_components=8, max_iter=3, batch_size=16, random_state=0,
-               **params)
+    fit = dict(n_components=8, batch_size=16, random_state=0, **params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        exact = DenoisingAutoencoder(**fit).fit(X)
-        sampled = DenoisingAutoencoder(reconstruction_sampling=X.shape[1],
-                                       **fit).fit(X)
+        # One start (sampling initialises the visible biases its own way),
+        # then a warm start of each path from it.
+        start = DenoisingAutoencoder(reconstruction_sampling=X.shape[1],
+                                     max_iter=1, **fit).fit(X)
+        exact, sampled = (copy.deepcopy(start).set_params(
+            reconstruction_sampling=k, warm_start=True, max_iter=3).fit(X)
+            for k in (None, X.shape[1]))
     for name in ("components_", "decoder_components_", "intercept_hidden_",
                  "intercept_visible_"):
         assert_array_equal(getattr(sampled, name), getattr(exact, name))
     assert sampled.loss_curve_ == exact.loss_curve_
+    assert not np.array_equal(sampled.components_, start.components_)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
+def test_sampling_starts_the_visible_biases_at_the_feature_means(loss):
+    X = sparse_data(n_samples=40).toarray()
+    X[:, 3] = 0  # a feature never present: clipped
+    X = sp.csr_matrix(X)
+    dae = DenoisingAutoencoder(4, reconstruction_sampling=5, loss=loss)
+    dae._initialize(X, loss)
+    mean = X.toarray().mean(axis=0)
+    if loss == "cross_entropy":
+        p = np.clip(mean, 1 / 80, 1 - 1 / 80)
+        expected = np.log(p) - np.log1p(-p)
+        assert expected[3] == pytest.approx(np.log(1 / 79))
+    else:
+        expected = mean
+    np.testing.assert_allclose(dae.intercept_visible_, expected, rtol=1e-10,
+                               atol=1e-12)
+    dae.set_params(reconstruction_sampling=None)._initialize(X, loss)
+    assert not dae.intercept_visible_.any()  # today's initialisation
 
 
 def test_sampling_few_columns_trains_a_different_but_close_model():
