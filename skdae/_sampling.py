@@ -113,14 +113,15 @@ class SampledWorkspace:
 
 
 def forward_backward_sampled(W, W_dec, b_hidden, b_visible, batch, seed,
-                             noise, columns, importance, ws,
+                             noise, columns, importance, local, ws,
                              after_units=None):
     """Loss and gradients of the CSR minibatch ``batch`` on ``columns``.
 
     As ``_minibatch.forward_backward`` for the rows of a CSR ``X`` (masking
     or no noise), but the decoder reconstructs only the sorted columns
     ``columns`` (which must hold every column of the minibatch's stored
-    entries), the loss and
+    entries; ``local`` gives the position of each in ``columns``), the loss
+    and
     gradients of column ``c`` weighted by ``importance[c]``. The gradients
     land in ``ws`` restricted to these columns: ``ws.grad_encoder`` and
     ``ws.grad_decoder`` of shape (n_components, len(columns)),
@@ -130,8 +131,6 @@ def forward_backward_sampled(W, W_dec, b_hidden, b_visible, batch, seed,
     kind, level, uncorrupted_weight, _, _ = noise
     n, n_features = batch.shape
     ws.reserve(columns.shape[0])
-    # Positions of the stored entries' columns in ``columns``.
-    local = np.searchsorted(columns, batch.indices)
     if kind == K.CORRUPTION_CODES["masking"]:
         data = np.empty_like(batch.data)
         K.mask_csr_data(batch.data, batch.indices, batch.indptr, n_features,
@@ -196,7 +195,7 @@ def train_batch_sampled(optimizer, params, l2_flags, alpha, X, rows, seed,
     W, W_dec = params[0], params[0] if tied else params[1]
     b_hidden, b_visible = params[-2], params[-1]
     batch = X[rows]
-    columns, importance = sample_columns(batch.indices, X.shape[1], k, seed,
+    columns, importance, local = sample_columns(batch.indices, X.shape[1], k, seed,
                                          W.dtype)
     n, n_weights = rows.shape[0], len(params) - 2
     optimizer.start_step()
@@ -209,8 +208,8 @@ def train_batch_sampled(optimizer, params, l2_flags, alpha, X, rows, seed,
                                      alpha, columns, importance, units)
 
     loss_sum = forward_backward_sampled(W, W_dec, b_hidden, b_visible, batch,
-                                        seed, noise, columns, importance, ws,
-                                        update_weights)
+                                        seed, noise, columns, importance,
+                                        local, ws, update_weights)
     optimizer.update(n_weights, b_hidden, (ws.grad_hidden_bias,), n,
                      l2_flags[n_weights], alpha)
     optimizer.update_columns(n_weights + 1, b_visible,

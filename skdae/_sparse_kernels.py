@@ -273,11 +273,13 @@ def _merge_columns(present, ranks):
 
     ``present`` are sorted distinct columns; the others are the complement,
     in increasing order, and ``ranks`` (sorted) picks some of them. Returns
-    the union and whether each of its columns was drawn.
+    the union, whether each of its columns was drawn, and the position of
+    each present column in it.
     """
     n_present, n_drawn = present.shape[0], ranks.shape[0]
     columns = np.empty(n_present + n_drawn, dtype=np.int64)
     drawn = np.zeros(n_present + n_drawn, dtype=np.bool_)
+    position = np.empty(n_present, dtype=np.int64)
     a = b = j = other = 0
     for out in range(n_present + n_drawn):
         # The column of rank ranks[b] among those not present.
@@ -291,8 +293,9 @@ def _merge_columns(present, ranks):
             b += 1
         else:
             columns[out] = present[a]
+            position[a] = out
             a += 1
-    return columns, drawn
+    return columns, drawn, position
 
 
 def sample_columns(indices, n_features, k, seed, dtype):
@@ -315,23 +318,34 @@ def sample_columns(indices, n_features, k, seed, dtype):
     Returns
     -------
     columns : ndarray of int64
-        Sorted distinct columns: every column of ``indices``, then the drawn.
+        Sorted distinct columns: every column of ``indices``, and the drawn.
     importance : ndarray
         1 for the columns of ``indices``, ``n_other / min(k, n_other)`` for
         the drawn ones, where ``n_other`` counts the columns not in
         ``indices``: each of those is drawn with probability
         ``min(k, n_other) / n_other``, so the weighted loss is an unbiased
         estimate of the loss over all columns.
+    local : ndarray of int64
+        The position in ``columns`` of each entry of ``indices``.
     """
-    present = np.unique(indices).astype(np.int64, copy=False)
+    # One O(nnz log nnz) sort gives the distinct columns and every entry's
+    # rank among them (np.unique and np.searchsorted cost several times more).
+    order = np.argsort(indices)
+    ordered = indices[order]
+    new = np.empty(ordered.shape[0], dtype=bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    present = ordered[new].astype(np.int64)
     n_other = n_features - present.shape[0]
     k = min(k, n_other)
     ranks = _sample_ranks(n_other, k, seed)
-    columns, drawn = _merge_columns(present, ranks)
+    columns, drawn, position = _merge_columns(present, ranks)
     importance = np.ones(columns.shape[0], dtype=dtype)
     if k:
         importance[drawn] = n_other / k
-    return columns, importance
+    local = np.empty(indices.shape[0], dtype=np.int64)
+    local[order] = position[np.cumsum(new) - 1]
+    return columns, importance, local
 
 
 # --------------------------------------------------------------------------

@@ -64,11 +64,12 @@ def exact_pass(dae, X, rows, seed, noise):
                            ws.grad_visible_bias])
 
 
-def sampled_pass(dae, X, rows, seed, noise, columns, importance, ws):
+def sampled_pass(dae, X, rows, seed, noise, columns, importance, local, ws):
     """The sampled loss and gradients, scattered into full-width arrays."""
     loss = forward_backward_sampled(
         dae.components_, dae.decoder_components_, dae.intercept_hidden_,
-        dae.intercept_visible_, X[rows], seed, noise, columns, importance, ws)
+        dae.intercept_visible_, X[rows], seed, noise, columns, importance, local,
+        ws)
     g_enc = np.zeros_like(dae.components_)
     g_dec = np.zeros_like(dae.components_)
     g_vis = np.zeros_like(dae.intercept_visible_)
@@ -122,8 +123,10 @@ def test_sample_columns_draws_uniformly_without_replacement():
     indices = np.array([7, 2, 2, 11, 0])
     counts = np.zeros(15)
     for s in range(6000):
-        columns, importance = sample_columns(indices, 15, 3, s, np.float64)
+        columns, importance, local = sample_columns(indices, 15, 3, s,
+                                                    np.float64)
         assert np.all(np.diff(columns) > 0)
+        assert_array_equal(columns[local], indices)
         assert set(columns[importance == 1]) == {0, 2, 7, 11}
         drawn = columns[importance != 1]
         assert drawn.size == 3
@@ -135,8 +138,10 @@ def test_sample_columns_draws_uniformly_without_replacement():
     # Each of the 11 others with probability 3/11 (binomial error ~0.006).
     assert np.all(np.abs(freq - 3 / 11) < 0.03)
     # More than the others: all of them, weight 1.
-    columns, importance = sample_columns(indices, 15, 100, 0, np.float32)
+    columns, importance, local = sample_columns(indices, 15, 100, 0,
+                                                np.float32)
     assert_array_equal(columns, np.arange(15))
+    assert_array_equal(local, indices)
     assert importance.dtype == np.float32 and np.all(importance == 1)
 
 
