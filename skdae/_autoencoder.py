@@ -123,7 +123,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         weights double the parameters.
 
     reconstruction_sampling : int or None, default=None
-        Reconstruction sampling for sparse X (Dauphin et al., 2011). None
+        Reconstruction sampling for sparse X [3]_. None
         reconstructs every feature. An int ``k`` makes each minibatch
         reconstruct only the features with a stored entry in the minibatch
         plus ``k`` of the others drawn uniformly, their loss weighted so that
@@ -275,6 +275,10 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
        "Stacked denoising autoencoders: learning useful representations in a
        deep network with a local denoising criterion", Journal of Machine
        Learning Research, 11, 3371-3408, 2010.
+
+    .. [3] Y. Dauphin, X. Glorot and Y. Bengio, "Large-scale learning of
+       embeddings with reconstruction sampling", Proceedings of the 28th
+       International Conference on Machine Learning (ICML), 2011.
 
     Examples
     --------
