@@ -55,7 +55,7 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
         if sparse_batch is None:
             corrupted = ws.corrupted[r]
             gather_corrupt(clean, clean_rows[r], corrupted, seed,
-                             r.start, kind, level, low, high)
+                           r.start, kind, level, low, high)
             np.matmul(corrupted, W.T, out=H)
         else:
             data, indices, indptr = sparse_batch
