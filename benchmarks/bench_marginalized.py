@@ -14,7 +14,9 @@ Three parts, each printed as a table beside the CPU model and BLAS kernel:
 - ``bow``: a synthetic bag-of-words (a topic model whose word frequencies
   follow Zipf's law, 50,000 words, a few thousand documents, CSR) for the
   reduced mSDA (``n_components=r``): fit time, peak memory (tracemalloc) and
-  the accuracy of a linear classifier predicting each document's topic.
+  the accuracy of a linear classifier predicting each document's topic;
+  and for DenoisingAutoencoder with and without reconstruction sampling
+  (``--bow-k``), trained on the same documents.
 
 MNIST and Fashion-MNIST come through ``datasets.py`` (downloaded on first use
 into benchmarks/data/). ``--quick`` runs every part on
@@ -205,17 +207,26 @@ def accuracy(name, data, args):
 def _peak_fit(est, X):
     tracemalloc.start()
     t0 = time.perf_counter()
-    est.fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X)
     elapsed = time.perf_counter() - t0
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return elapsed, peak
 
 
-# Sparse learners: name -> factory(r). A DAE with reconstruction sampling
-# belongs here once it exists.
+# Sparse learners: name -> factory().
 def sparse_learners(args):
     learners = {}
+    for k in [None] + list(args.bow_k):
+        name = "exact" if k is None else f"reconstruction_sampling={k}"
+        learners[f"DAE({args.bow_dae_units}, {args.dae_epochs} epochs), "
+                 f"{name}"] = (
+            lambda k=k: DenoisingAutoencoder(
+                args.bow_dae_units, reconstruction_sampling=k,
+                max_iter=args.dae_epochs, batch_size=50,
+                learning_rate_init=1e-2, random_state=0))
     for r in args.bow_r:
         for layers, features in [(1, "all"), (2, "all"), (2, "layers")]:
             learners[f"mSDA n_components={r}, {layers} layer(s), "
@@ -285,6 +296,9 @@ def main(argv=None):
     p.add_argument("--bow-topics", type=int, default=20)
     p.add_argument("--bow-length", type=int, default=150)
     p.add_argument("--bow-r", type=int, nargs="*", default=[1000])
+    p.add_argument("--bow-k", type=int, nargs="*", default=[100, 1000],
+                   help="reconstruction_sampling values of the DAE rows")
+    p.add_argument("--bow-dae-units", type=int, default=100)
     args = p.parse_args(argv)
     if args.quick:
         args.rows, args.speed_rows, args.repeats = 2000, 5000, 1

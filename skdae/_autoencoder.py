@@ -27,6 +27,11 @@ from ._parallel import (
     available_threads,
 )
 from ._repr import DocumentationLinkMixin
+from ._sampling import (
+    SampledWorkspace,
+    initial_visible_bias,
+    train_batch_sampled,
+)
 from ._swap_kernels import pool_columns
 from ._training import (
     batch_size_for,
@@ -43,6 +48,19 @@ from ._training import (
 
 # Rows per chunk when encoding / scoring many samples: bounds the temporaries.
 _CHUNK_ELEMENTS = 2**22
+
+
+def _uniform_rows(rng, bound, shape, dtype):
+    """``rng.uniform(-bound, bound, shape).astype(dtype)``, a row at a time.
+
+    The same numbers (RandomState draws them in order), without a float64
+    temporary of the whole matrix: on a million features that is 128 MB per
+    16 hidden units.
+    """
+    out = np.empty(shape, dtype=dtype)
+    for k in range(shape[0]):
+        out[k] = rng.uniform(-bound, bound, shape[1])
+    return out
 
 
 class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
@@ -117,6 +135,20 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     tied_weights : bool, default=True
         Whether the decoder uses the encoder weights (``W' = W.T``). Untied
         weights double the parameters.
+
+    reconstruction_sampling : int or None, default=None
+        Reconstruction sampling for sparse X [3]_. None
+        reconstructs every feature. An int ``k`` makes each minibatch
+        reconstruct only the features with a stored entry in the minibatch
+        plus ``k`` of the others drawn uniformly, their loss weighted so that
+        it stays an unbiased estimate of the full one: a minibatch then costs
+        time and memory in proportion to its non-zeros, not to
+        ``n_features``. Only the sampled columns of the weights and visible
+        biases are updated in a step, with their optimizer state ("lazy"
+        Adam or momentum), and the visible biases start at the
+        reconstruction of each feature by its mean instead of 0. Needs sparse
+        X and masking noise (or ``corruption_level=0``). See
+        :ref:`reconstruction_sampling`.
 
     solver : {"adam", "sgd"}, default="adam"
         Optimizer: Adam, or stochastic gradient descent with momentum.
@@ -266,6 +298,10 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
        deep network with a local denoising criterion", Journal of Machine
        Learning Research, 11, 3371-3408, 2010.
 
+    .. [3] Y. Dauphin, X. Glorot and Y. Bengio, "Large-scale learning of
+       embeddings with reconstruction sampling", Proceedings of the 28th
+       International Conference on Machine Learning (ICML), 2011.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -291,6 +327,8 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         "activation": [StrOptions({"sigmoid", "tanh", "relu", "identity"})],
         "loss": [StrOptions({"auto", "cross_entropy", "squared_error"})],
         "tied_weights": ["boolean"],
+        "reconstruction_sampling": [IntInterval(1, None, closed="left"),
+                                    None],
         "warm_start": ["boolean"],
     }
 
@@ -304,6 +342,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         activation="sigmoid",
         loss="auto",
         tied_weights=True,
+        reconstruction_sampling=None,
         solver="adam",
         learning_rate_init=1e-3,
         batch_size="auto",
@@ -330,6 +369,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.activation = activation
         self.loss = loss
         self.tied_weights = tied_weights
+        self.reconstruction_sampling = reconstruction_sampling
         self.solver = solver
         self.learning_rate_init = learning_rate_init
         self.batch_size = batch_size
@@ -555,10 +595,18 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         fitted = hasattr(self, "components_")
         warm = fitted and (incremental or self.warm_start)
         X = self._validate_training_data(X, reset=not warm)
+        self._check_sampling(X)
         # One pass over X, for the loss, the range check and the noise; NaN
         # (missing entries) found on the way, so data without any pays
         # nothing for them.
         *value_range, self._has_missing = data_range(X, return_missing=True)
+        if self._has_missing and self.reconstruction_sampling is not None:
+            raise ValueError(
+                f"reconstruction_sampling={self.reconstruction_sampling} does "
+                "not take missing entries (NaN) yet. Impute them first (e.g. "
+                "with sklearn.impute.SimpleImputer) or set "
+                "reconstruction_sampling=None, whose exact path takes NaN as "
+                "missing entries.")
         if not np.isfinite(value_range).all():
             # Only with sklearn.set_config(assume_finite=True), which skips
             # validate_data's check: it would look like divergence.
@@ -610,6 +658,23 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 "component weight 0: nothing would be learned. Raise "
                 "corruption_level or uncorrupted_weight."
             )
+
+    def _check_sampling(self, X):
+        k = self.reconstruction_sampling
+        if k is None:
+            return
+        if not sp.issparse(X):
+            raise ValueError(
+                f"reconstruction_sampling={k} samples the zeros of sparse "
+                "input, but X is dense. Pass X as a scipy.sparse CSR matrix "
+                "(scipy.sparse.csr_matrix(X)) or set "
+                "reconstruction_sampling=None.")
+        if self.corruption != "masking" and self.corruption_level > 0:
+            raise ValueError(
+                f"reconstruction_sampling={k} needs masking noise (or "
+                f"corruption_level=0): corruption='{self.corruption}' also "
+                "corrupts the zeros, which makes the input dense. Use "
+                "corruption='masking' or reconstruction_sampling=None.")
 
     def _validate_training_data(self, X, reset):
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
@@ -667,14 +732,15 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         if self.activation == "sigmoid":
             bound *= 4.0
         shape = (self.n_components, n_features)
-        self.components_ = rng.uniform(-bound, bound, shape).astype(dtype)
+        self.components_ = _uniform_rows(rng, bound, shape, dtype)
         if self.tied_weights:
             self.decoder_components_ = self.components_
         else:
-            self.decoder_components_ = rng.uniform(-bound, bound,
-                                                   shape).astype(dtype)
+            self.decoder_components_ = _uniform_rows(rng, bound, shape, dtype)
         self.intercept_hidden_ = np.zeros(self.n_components, dtype=dtype)
         self.intercept_visible_ = np.zeros(n_features, dtype=dtype)
+        if self.reconstruction_sampling is not None:
+            self.intercept_visible_[:] = initial_visible_bias(X, loss)
         reset_training_state(self)
         self.__dict__.pop("_optimizer_state", None)
         record_structure(self, {"n_components": self.n_components,
@@ -731,15 +797,26 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                                     "swap" and sp.issparse(X) else None))
 
         # Overflow is not warned about: divergence is detected and reported.
+        codes = (K.ACTIVATION_CODES[self.activation], K.LOSS_CODES[self.loss_])
         with BlockRunner(available_threads()) as runner, np.errstate(
                 over="ignore", invalid="ignore"):
-            workspace = Workspace(batch_size, X.shape[1], self.n_components,
-                                   X.dtype, K.ACTIVATION_CODES[self.activation],
-                                   K.LOSS_CODES[self.loss_], runner)
+            if self.reconstruction_sampling is None:
+                workspace = Workspace(batch_size, X.shape[1],
+                                      self.n_components, X.dtype, *codes,
+                                      runner)
 
-            def step(rows, seed):
-                return self._train_batch(X, rows, seed, noise, workspace,
-                                         params, l2_flags)
+                def step(rows, seed):
+                    return self._train_batch(X, rows, seed, noise, workspace,
+                                             params, l2_flags)
+            else:
+                workspace = SampledWorkspace(batch_size, self.n_components,
+                                             X.dtype, *codes, runner)
+
+                def step(rows, seed):
+                    return train_batch_sampled(
+                        self._optimizer, params, l2_flags, self.alpha, X,
+                        rows, seed, noise, self.reconstruction_sampling,
+                        workspace)
 
             run_epochs(self, step, params, l2_flags, indices,
                        n_epochs=1 if incremental else self.max_iter,

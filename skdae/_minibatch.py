@@ -14,6 +14,7 @@ from . import _head_kernels as HK
 from . import _kernels as K
 from ._kernels import _check_rows
 from ._parallel import ROWS_PER_BLOCK, UNITS_PER_BLOCK, BlockRunner, blocks
+from ._sparse_kernels import gather_corrupt, output_delta
 from ._swap_kernels import swap_csr_batch, zero_missing
 
 _ALL_ROWS = np.empty(0, dtype=np.intp)
@@ -67,7 +68,8 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
     sparse_batch = None  # (data, indices, indptr) of a corrupted CSR batch
     if sp.issparse(X):
         batch = X[rows]
-        clean, clean_rows = batch.toarray(), ws.arange[:n]
+        # The clean targets are read from the CSR batch: no dense copy.
+        clean, clean_rows = batch, ws.arange[:n]
         if kind == K.CORRUPTION_CODES["masking"]:
             # Masking keeps the sparsity pattern: encode the sparse batch.
             data = np.empty_like(batch.data)
@@ -85,6 +87,10 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
             # Stored NaN: fed as 0 (swap noise already did that).
             sparse_batch = (np.where(np.isnan(sparse_batch[0]), 0,
                                      sparse_batch[0]), *sparse_batch[1:])
+        if has_missing or flags is not None:
+            # The loss of missing entries and swap's emphasis flags need
+            # dense targets (the CSR loss kernel handles neither).
+            clean = batch.toarray()
     else:
         clean, clean_rows = X, rows
         if kind == _SWAP:
@@ -106,8 +112,8 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
                     ws.group_stops, ws.no_indicators, noise.pool, _NO_MISSING,
                     False)
             else:
-                K.gather_corrupt(clean, clean_rows[r], corrupted, seed,
-                                 r.start, kind, level, low, high)
+                gather_corrupt(clean, clean_rows[r], corrupted, seed,
+                               r.start, kind, level, low, high)
             if has_missing:
                 zero_missing(corrupted, clean, clean_rows[r])
             np.matmul(corrupted, W.T, out=H)
@@ -117,11 +123,17 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
         K.bias_activate(H, b_hidden, ws.activation)
         delta_out = ws.visible[r]
         np.matmul(H, W_dec, out=delta_out)
-        loss_sum = K.output_delta(
-            delta_out, b_visible, clean, clean_rows[r], seed,
-            r.start, kind, level, uncorrupted_weight, ws.loss,
-            ws.grad_visible_bias_parts[k],
-            None if flags is None else flags[r], has_missing)
+        if sp.issparse(clean):
+            loss_sum = output_delta(
+                delta_out, b_visible, clean, clean_rows[r], seed, r.start,
+                kind, level, uncorrupted_weight, ws.loss,
+                ws.grad_visible_bias_parts[k])
+        else:
+            loss_sum = K.output_delta(
+                delta_out, b_visible, clean, clean_rows[r], seed,
+                r.start, kind, level, uncorrupted_weight, ws.loss,
+                ws.grad_visible_bias_parts[k],
+                None if flags is None else flags[r], has_missing)
         delta_hidden = ws.delta_hidden[r]
         np.matmul(delta_out, W_dec.T, out=delta_hidden)
         K.hidden_delta(delta_hidden, H, ws.activation,

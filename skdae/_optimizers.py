@@ -14,6 +14,7 @@ velocity arrays), from which :func:`make_optimizer` continues.
 import numpy as np
 
 from ._kernels import adam_update, sgd_update
+from ._sparse_kernels import adam_update_columns, sgd_update_columns
 
 
 def _as_2d(a):
@@ -65,6 +66,25 @@ class _BaseOptimizer:
         l2 = alpha * scale if l2_flag else 0.0
         self._update(k, _as_2d(param)[rows], g1, g2, len(grad) > 1, scale, l2,
                      rows)
+
+    def update_columns(self, k, param, grad, batch_size, l2_flag, alpha,
+                       columns, weights, rows=slice(None)):
+        """Update only the columns ``columns`` of ``param[rows]`` ("lazy").
+
+        ``grad`` holds the gradients of these columns only (``grad[0][:, c]``
+        is that of column ``columns[c]``; a bias's of shape
+        ``(len(columns),)``); the L2 term of column ``columns[c]`` is
+        multiplied by ``weights[c]``. The other columns and their optimizer
+        state are not touched: their moments (Adam) or velocities (SGD) do
+        not decay in this step, as in ``torch.optim.SparseAdam``. Used by
+        reconstruction sampling (``_sampling``).
+        """
+        scale = 1.0 / batch_size
+        g1 = _as_2d(grad[0])[rows]
+        g2 = _as_2d(grad[1])[rows] if len(grad) > 1 else g1
+        l2 = alpha * scale if l2_flag else 0.0
+        self._update_columns(k, _as_2d(param)[rows], g1, g2, len(grad) > 1,
+                             scale, l2, rows, columns, weights)
 
 
 def make_optimizer(estimator, params, state=None):
@@ -127,6 +147,13 @@ class AdamOptimizer(_BaseOptimizer):
                     scale, l2,
                     self.learning_rate, self.beta_1, self.beta_2, self.epsilon)
 
+    def _update_columns(self, k, param, g1, g2, use_g2, scale, l2, rows,
+                        columns, weights):
+        adam_update_columns(param, g1, g2, use_g2, self.ms[k][rows],
+                            self.vs[k][rows], columns, weights, scale, l2,
+                            self.learning_rate, self.beta_1, self.beta_2,
+                            self.epsilon)
+
 
 class SGDOptimizer(_BaseOptimizer):
     """Stochastic gradient descent with (Nesterov) momentum."""
@@ -150,3 +177,9 @@ class SGDOptimizer(_BaseOptimizer):
     def _update(self, k, param, g1, g2, use_g2, scale, l2, rows):
         sgd_update(param, g1, g2, use_g2, self.velocities[k][rows], scale, l2,
                    self.learning_rate, self.momentum, self.nesterov)
+
+    def _update_columns(self, k, param, g1, g2, use_g2, scale, l2, rows,
+                        columns, weights):
+        sgd_update_columns(param, g1, g2, use_g2, self.velocities[k][rows],
+                           columns, weights, scale, l2, self.learning_rate,
+                           self.momentum, self.nesterov)
