@@ -4,11 +4,13 @@ from ._autoencoder import DenoisingAutoencoder
 from ._classifier import StackedDenoisingAutoencoderClassifier
 from ._marginalized import MarginalizedDenoisingAutoencoder
 from ._stacked import StackedDenoisingAutoencoder
+from ._tabular import TabularDenoisingAutoencoder
 
 __all__ = [
     "DenoisingAutoencoder",
     "MarginalizedDenoisingAutoencoder",
     "StackedDenoisingAutoencoder",
     "StackedDenoisingAutoencoderClassifier",
+    "TabularDenoisingAutoencoder",
 ]
 __version__ = "0.1.0"

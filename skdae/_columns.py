@@ -36,22 +36,21 @@ categories. A DataFrame comes back as a DataFrame of the same library, an
 array as an array.
 """
 
+import narwhals as nw
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_array
 
-try:  # scikit-learn >= 1.9 depends on narwhals and has this helper
-    import narwhals as nw
+try:  # scikit-learn >= 1.9 (HistGradientBoosting's own check)
     from sklearn.utils.validation import _check_categorical_features
-except ImportError:  # pragma: no cover
-    nw = _check_categorical_features = None
+except ImportError:  # pragma: no cover - older scikit-learn
+    _check_categorical_features = None
 
 NUMERIC, CATEGORICAL = 0, 1
 
 # Narwhals dtypes treated as categorical by ``categorical_features="from_dtype"``.
-_CATEGORICAL_DTYPES = (() if nw is None else
-                       (nw.Categorical, nw.Enum, nw.String, nw.Boolean,
-                        nw.Object))
+_CATEGORICAL_DTYPES = (nw.Categorical, nw.Enum, nw.String, nw.Boolean,
+                       nw.Object)
 
 
 # --------------------------------------------------------------------------
@@ -63,10 +62,6 @@ def _as_columns(X):
     ``columns`` is a list of ``(values, missing)`` pairs of 1-D NumPy arrays;
     ``dtypes`` the columns' native dtypes as strings.
     """
-    if nw is None:  # pragma: no cover
-        raise ImportError(
-            "Tables need scikit-learn >= 1.9 (and its dependency narwhals): "
-            "pip install -U scikit-learn.")
     if sp.issparse(X):
         raise TypeError(
             "Sparse input is not supported for tables; convert it with "
@@ -133,9 +128,10 @@ def _numeric_values(values, name, dtype):
     try:
         return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"Column {name!r} of dtype {dtype} cannot be treated as numeric; "
-            "list it in categorical_features (or use "
+        # The same exception type as NumPy's (and check_array's) own.
+        raise type(exc)(
+            f"Column {name!r} of dtype {dtype} cannot be treated as numeric "
+            f"({exc}); list it in categorical_features (or use "
             "categorical_features='from_dtype' on a DataFrame)."
         ) from exc
 
@@ -173,7 +169,8 @@ def fit_columns(X, categorical_features="from_dtype", add_indicator=False):
     spec = categorical_features
     if isinstance(spec, str) and spec == "from_dtype" and kinds is not None:
         spec = kinds
-    is_categorical = _check_categorical_features(X, spec)
+    check = _check_categorical_features or _categorical_mask
+    is_categorical = check(X, spec)
     if is_categorical is None:
         is_categorical = np.zeros(n_columns, dtype=bool)
     is_categorical = np.asarray(is_categorical, dtype=bool)
@@ -228,6 +225,65 @@ def fit_columns(X, categorical_features="from_dtype", add_indicator=False):
         "n_outputs": n_outputs,
     }
     return state
+
+
+def _categorical_mask(X, categorical_features):
+    """The categorical columns, for scikit-learn < 1.9.
+
+    Follows ``HistGradientBoostingClassifier``'s documented conventions (and
+    messages): None or no column -> None; on a DataFrame "from_dtype" means
+    its categorical and enum columns; else a boolean mask, integer indices
+    or column names.
+    """
+    frame = nw.dependencies.is_into_dataframe(X)
+    spec = categorical_features
+    if spec is None:
+        return None
+    if isinstance(spec, str) and spec == "from_dtype":
+        if not frame:
+            return None
+        dtypes = nw.from_native(X, eager_only=True).schema.dtypes()
+        spec = [d in (nw.Categorical, nw.Enum) for d in dtypes]
+    spec = np.asarray(spec)
+    if spec.size == 0:
+        return None
+    kind = spec.dtype.kind
+    if kind == "O" and {type(v) for v in spec.tolist()} == {str}:
+        kind = "U"
+    if kind not in "ibU":
+        found = (spec.dtype.name if spec.dtype.kind != "O" else ", ".join(
+            sorted({type(v).__name__ for v in spec.tolist()})))
+        raise ValueError("categorical_features must be an array-like of bool, "
+                         f"int or str, got: {found}.")
+    n_features = (len(nw.from_native(X, eager_only=True).columns) if frame
+                  else np.shape(X)[1])
+    mask = np.zeros(n_features, dtype=bool)
+    if kind == "U":
+        if not frame:
+            raise ValueError(
+                "categorical_features should be passed as an array of "
+                "integers or as a boolean mask when the model is fitted on "
+                "data without feature names.")
+        names = [str(c) for c in nw.from_native(X, eager_only=True).columns]
+        for name in spec.tolist():
+            if name not in names:
+                raise ValueError(
+                    f"categorical_features has an item value '{name}' which "
+                    "is not a valid feature name of the training data. "
+                    f"Observed feature names: {names}")
+            mask[names.index(name)] = True
+    elif kind == "i":
+        if spec.max() >= n_features or spec.min() < 0:
+            raise ValueError("categorical_features set as integer indices "
+                             "must be in [0, n_features - 1]")
+        mask[spec] = True
+    else:
+        if spec.shape[0] != n_features:
+            raise ValueError(
+                "categorical_features set as a boolean mask must have shape "
+                f"(n_features,), got: {spec.shape}")
+        mask = spec.astype(bool)
+    return mask if mask.any() else None
 
 
 def _sorted_categories(observed, names, j):

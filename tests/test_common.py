@@ -13,6 +13,7 @@ import skdae
 _SMALL = {
     "StackedDenoisingAutoencoder": {"hidden_layer_sizes": (16, 8)},
     "StackedDenoisingAutoencoderClassifier": {"hidden_layer_sizes": (16, 8)},
+    "TabularDenoisingAutoencoder": {"hidden_layer_sizes": (16, 8)},
 }
 
 
@@ -23,6 +24,10 @@ _VARIANTS = [
     # Two layers and the reduced (subset) variant of the first one.
     skdae.MarginalizedDenoisingAutoencoder(n_layers=2, n_components=1,
                                            random_state=0),
+    skdae.TabularDenoisingAutoencoder(hidden_layer_sizes=(16,),
+                                      corruption="masking", features="last",
+                                      early_stopping=True,
+                                      validation_fraction=0.3),
 ]
 
 
@@ -37,7 +42,8 @@ def test_every_public_estimator_is_checked():
     checked = {type(est).__name__ for est in _public_estimators()}
     assert checked == {"DenoisingAutoencoder", "StackedDenoisingAutoencoder",
                        "StackedDenoisingAutoencoderClassifier",
-                       "MarginalizedDenoisingAutoencoder"}
+                       "MarginalizedDenoisingAutoencoder",
+                       "TabularDenoisingAutoencoder"}
 
 
 @parametrize_with_checks(list(_public_estimators()) + _VARIANTS)
