@@ -299,7 +299,7 @@ def imputers(table, args):
             random_state=args.seed, keep_empty_features=True, **cap), table),
             note and f"capped ({note}): {width} columns")
     try:
-        from skdae import DenoisingAutoencoderImputer
+        from skdae._impute import DenoisingAutoencoderImputer
     except ImportError:
         out["dae"] = "skdae has no DenoisingAutoencoderImputer yet"
     else:
