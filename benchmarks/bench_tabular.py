@@ -9,6 +9,10 @@ Adam, batch 256, float32. Three trainers run interleaved epochs:
 - ``skdae``: ``skdae._network.forward_backward`` driven by a minimal loop
   (permutation, minibatches, ``AdamOptimizer``): the engine without the
   estimator around it;
+- ``estimator``: ``skdae.TabularDenoisingAutoencoder`` itself, one
+  ``partial_fit`` epoch on the pandas DataFrame of the same table (its
+  encoding, the fit transaction and ``_training.run_epochs`` included). It
+  also feeds one missing indicator per column (30 more inputs);
 - ``torch``: an idiomatic PyTorch tabular DAE of the same architecture
   (``nn.Sequential``, swap noise by ``torch.randint`` row indices over the
   training table, ``mse_loss`` + one ``cross_entropy`` per categorical,
@@ -32,6 +36,7 @@ try:
 except ImportError:  # the PyTorch rows are skipped
     torch = None
 
+import skdae
 from skdae import _kernels as K
 from skdae._network import Corruption, Head, Workspace, forward_backward
 from skdae._optimizers import AdamOptimizer
@@ -97,6 +102,30 @@ class SkdaeTrainer:
                              int(seeds[b]), self.ws)
             self.opt.update_params(self.params, [(g,) for g in grads],
                                    self.batch, [False] * len(self.params), 0.0)
+
+
+class EstimatorTrainer:
+    name = "estimator"
+
+    def __init__(self, table, args, dtype):
+        import pandas as pd
+
+        X, targets, cats, _, _, _ = table
+        columns = {f"x{j}": X[:, j].astype(np.float64)
+                   for j in range(args.numeric)}
+        for c in range(args.categorical):
+            columns[f"c{c}"] = pd.Categorical(cats[:, c],
+                                              categories=range(args.categories))
+        self.frame = pd.DataFrame(columns)
+        self.model = skdae.TabularDenoisingAutoencoder(
+            hidden_layer_sizes=tuple(args.hidden), corruption_level=args.level,
+            learning_rate_init=args.lr, batch_size=args.batch, random_state=0)
+
+    def close(self):
+        pass
+
+    def epoch(self):
+        self.model.partial_fit(self.frame)
 
 
 class TorchTrainer:
@@ -184,6 +213,8 @@ def run(args, threads, dtype):
     table = make_table(args, dtype)
     args.threads_now = threads
     classes = [SkdaeTrainer, BlasFloor]
+    if dtype == np.float32:  # the estimator computes in float32 only
+        classes.insert(1, EstimatorTrainer)
     if torch is not None and not args.no_torch:
         classes.insert(1, TorchTrainer)
     with threadpool_limits(threads):
