@@ -67,17 +67,25 @@ def _as_missing(X, missing_values):
         return X
     if nw.dependencies.is_into_dataframe(X):
         frame = nw.from_native(X, eager_only=True)
+        pandas = nw.get_native_namespace(frame).__name__ == "pandas"
+        if pandas:
+            X = X.copy()
         columns = []
         for name in frame.columns:
-            series = frame[name]
             try:
-                hit = series == missing_values
+                hit = (frame[name] == missing_values).fill_null(False)
             except Exception:  # not comparable: no placeholder in it
                 continue
-            if isinstance(hit, nw.Series) and hit.fill_null(False).any():
+            if not (isinstance(hit, nw.Series) and hit.any()):
+                continue
+            if pandas:  # NumPy integers become float with NaN, as in sklearn
+                X[name] = X[name].mask(nw.to_native(hit).to_numpy(bool))
+            else:
                 columns.append(nw.when(nw.col(name) == missing_values).then(
                     None).otherwise(nw.col(name)).alias(name))
-        return nw.to_native(frame.with_columns(columns)) if columns else X
+        if columns:
+            X = nw.to_native(frame.with_columns(columns))
+        return X
     X = check_array(X, dtype=None, ensure_all_finite=False)
     mask = _get_mask(X, missing_values)
     if X.dtype.kind in "biuf":

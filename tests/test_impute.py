@@ -205,3 +205,22 @@ def test_unknown_category_is_observed_not_imputed():
 def test_sparse_input_refused():
     with pytest.raises(TypeError, match="sparse"):
         DenoisingAutoencoderImputer(**FAST).fit(sp.random(10, 3, format="csr"))
+
+
+def test_missing_values_placeholder_in_a_dataframe():
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame({"n": rng.randint(0, 5, 60),
+                      "s": rng.choice(["u", "v", "?"], 60).astype(object),
+                      "x": rng.normal(size=60)})
+    X.loc[::5, "n"] = -1
+    before = X.copy()
+    out = DenoisingAutoencoderImputer(missing_values=-1, **FAST).set_output(
+        transform="pandas").fit_transform(X)
+    pd.testing.assert_frame_equal(X, before)  # input not mutated
+    assert out["n"].dtype == np.float64 and (out["n"] != -1).all()
+    np.testing.assert_array_equal(out["n"][X["n"] != -1], X["n"][X["n"] != -1])
+    assert (out["s"] == "?").sum() == (X["s"] == "?").sum()  # observed
+    out = DenoisingAutoencoderImputer(missing_values="?", **FAST).set_output(
+        transform="pandas").fit_transform(X)
+    assert set(out["s"]) == {"u", "v"}
+    assert (out["n"] == -1).sum() == 12  # an observed value now
