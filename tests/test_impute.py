@@ -224,3 +224,16 @@ def test_missing_values_placeholder_in_a_dataframe():
         transform="pandas").fit_transform(X)
     assert set(out["s"]) == {"u", "v"}
     assert (out["n"] == -1).sum() == 12  # an observed value now
+
+
+def test_thread_count_does_not_change_the_imputations():
+    from threadpoolctl import threadpool_limits
+
+    X_missing, _ = _mcar(_structured(600), 0.2)
+    # Batches of 256 rows run as two blocks of 128, on two threads if allowed.
+    results = []
+    for n_threads in (1, 2):
+        with threadpool_limits(n_threads):
+            results.append(DenoisingAutoencoderImputer(
+                batch_size=256, **FAST).fit_transform(X_missing))
+    np.testing.assert_array_equal(results[0], results[1])
