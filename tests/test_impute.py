@@ -237,3 +237,19 @@ def test_thread_count_does_not_change_the_imputations():
             results.append(DenoisingAutoencoderImputer(
                 batch_size=256, **FAST).fit_transform(X_missing))
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_pickle_and_skops_round_trip():
+    import pickle
+
+    X_missing, _ = _mcar(_structured(100), 0.2)
+    imputer = DenoisingAutoencoderImputer(add_indicator=True, **FAST)
+    expected = imputer.fit_transform(X_missing)
+    restored = pickle.loads(pickle.dumps(imputer))
+    np.testing.assert_array_equal(restored.transform(X_missing), expected)
+    sio = pytest.importorskip("skops.io", reason="skops is not installed")
+    dumped = sio.dumps(imputer)
+    untrusted = sio.get_untrusted_types(data=dumped)
+    assert untrusted == ["skdae._impute.DenoisingAutoencoderImputer"]
+    loaded = sio.loads(dumped, trusted=untrusted)
+    np.testing.assert_array_equal(loaded.transform(X_missing), expected)
