@@ -238,21 +238,21 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
     hidden_layer_sizes_ : tuple of int
         The encoder's widths (resolves "auto").
 
-    is_categorical_ : ndarray of shape (n_features_in_,), dtype=bool
+    is_categorical_ : ndarray of shape (`n_features_in_`,), dtype=bool
         Which columns are categorical.
 
     categories_ : list of ndarray
         Sorted categories seen in fit of each categorical column.
 
-    mean_ : ndarray of shape (n_features_in_,)
+    mean_ : ndarray of shape (`n_features_in_`,)
         Mean of the observed values of each numeric column (NaN for
         categorical columns).
 
-    scale_ : ndarray of shape (n_features_in_,)
+    scale_ : ndarray of shape (`n_features_in_`,)
         Standard deviation of the observed values of each numeric column
         (1 if constant; NaN for categorical columns).
 
-    residual_scale_ : ndarray of shape (n_features_in_,)
+    residual_scale_ : ndarray of shape (`n_features_in_`,)
         Root mean squared error of the imputations of each numeric column,
         in the column's units, on masked entries of the validation rows (of
         the training rows without early stopping); NaN for categorical

@@ -477,7 +477,7 @@ class TabularDenoisingAutoencoder(TransformerMixin, DocumentationLinkMixin,
     hidden_layer_sizes_ : tuple of int
         The encoder's widths (resolves "auto").
 
-    is_categorical_ : ndarray of shape (n_features_in_,), dtype=bool
+    is_categorical_ : ndarray of shape (`n_features_in_`,), dtype=bool
         Which columns are categorical.
 
     categories_ : list of ndarray
@@ -485,11 +485,11 @@ class TabularDenoisingAutoencoder(TransformerMixin, DocumentationLinkMixin,
         order (as :class:`~sklearn.preprocessing.OneHotEncoder`); other
         values are missing at transform time.
 
-    mean_ : ndarray of shape (n_features_in_,)
+    mean_ : ndarray of shape (`n_features_in_`,)
         Mean of the observed values of each numeric column (NaN for
         categorical columns).
 
-    scale_ : ndarray of shape (n_features_in_,)
+    scale_ : ndarray of shape (`n_features_in_`,)
         Standard deviation of the observed values of each numeric column
         (1 if constant; NaN for categorical columns).
 
@@ -697,7 +697,7 @@ class TabularDenoisingAutoencoder(TransformerMixin, DocumentationLinkMixin,
 
         Returns
         -------
-        X_original : DataFrame or ndarray of shape (n_samples, n_features_in_)
+        X_original : DataFrame or ndarray of shape (n_samples, `n_features_in_`)
             A DataFrame of the library fitted on (pandas or polars) with the
             fitted columns and dtypes, categorical columns as their most
             probable category; else an array (float64 if every column is

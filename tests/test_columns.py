@@ -1,6 +1,7 @@
 """Tables to model inputs and back (skdae._columns), on their own."""
 
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
@@ -255,3 +256,29 @@ def test_other_errors_are_clear():
         encode(_frame().iloc[:, :2], state)
     with pytest.raises(ValueError, match="decoder outputs"):
         decode(np.zeros((2, 3)), state)
+
+
+@pytest.mark.parametrize("spec", [
+    "from_dtype", None, [], ["cat", "text"], [3, 5], np.array([3, 5]),
+    [False, False, False, True, False, True, False, False],
+    ["nope"], [8], [-1], [True, False], [1.5], [1, "a"]])
+def test_own_categorical_check_matches_scikit_learn(spec):
+    """The check used on scikit-learn < 1.9 follows HistGradientBoosting's."""
+    from skdae._columns import _categorical_mask
+
+    validation = pytest.importorskip("sklearn.utils.validation")
+    if not hasattr(validation, "_check_categorical_features"):
+        pytest.skip("scikit-learn < 1.9 has no reference")
+    reference = validation._check_categorical_features
+    for X in (_frame(), np.zeros((3, 8))):
+        try:
+            expected = reference(X, spec)
+        except ValueError as exc:
+            with pytest.raises(ValueError, match=re.escape(str(exc))):
+                _categorical_mask(X, spec)
+            continue
+        got = _categorical_mask(X, spec)
+        if expected is None:
+            assert got is None
+        else:
+            np.testing.assert_array_equal(got, expected)
