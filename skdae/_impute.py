@@ -109,7 +109,8 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
     columns, cross-entropy on each categorical column), the masked ones
     weighing more (``uncorrupted_weight`` < 1). ``transform`` feeds each row
     with its missing entries masked and replaces them by the network's
-    output; observed entries pass through unchanged, bit for bit.
+    output, clipped to the range of the column's values seen in fit;
+    observed entries pass through unchanged, bit for bit.
 
     Numeric columns are standardised internally, categorical ones
     (``categorical_features``, as in :class:`TabularDenoisingAutoencoder`)
@@ -569,6 +570,14 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
                                   p.shape[1] - 1)
                 p[:] = 0.0
                 p[np.arange(p.shape[0]), draw] = 1.0
+        # Within the range observed in fit: a nearly constant column (a
+        # border pixel) has a tiny scale, and the network's extrapolations
+        # in its standardised units would be far off in the data's.
+        mean, scale = state["mean"][numeric], state["scale"][numeric]
+        outputs[:, starts[numeric]] = np.clip(
+            outputs[:, starts[numeric]],
+            (state["minimum"][numeric] - mean) / scale,
+            (state["maximum"][numeric] - mean) / scale)
         # Constant and never observed numeric columns: the mean (0 if never
         # observed) exactly, as SimpleImputer gives.
         constant = numeric[state["minimum"][numeric] ==

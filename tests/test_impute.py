@@ -253,3 +253,20 @@ def test_pickle_and_skops_round_trip():
     assert untrusted == ["skdae._impute.DenoisingAutoencoderImputer"]
     loaded = sio.loads(dumped, trusted=untrusted)
     np.testing.assert_array_equal(loaded.transform(X_missing), expected)
+
+
+def test_imputations_stay_in_the_range_seen_in_fit():
+    # A nearly constant column (one non-zero value, a border pixel) has a
+    # tiny scale: unclipped extrapolations would be far outside its range.
+    X = _structured(200)
+    X[:, 3] = 0.0
+    X[7, 3] = 1e-3
+    X_missing, mask = _mcar(X, 0.3)
+    X_missing[7, 3] = 1e-3
+    imputer = DenoisingAutoencoderImputer(**FAST).fit(X_missing)
+    test = _structured(100, seed=1) * 5  # far outside the training range
+    test[::2, :] = np.nan
+    out = imputer.transform(test)
+    low, high = np.nanmin(X_missing, axis=0), np.nanmax(X_missing, axis=0)
+    filled = np.isnan(test)
+    assert ((out >= low) & (out <= high))[filled].all()
