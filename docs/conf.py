@@ -16,6 +16,10 @@ from docutils import nodes
 # Document the skdae of this checkout, not another installed copy.
 sys.path.insert(0, os.path.abspath(".."))
 
+# The imputation example uses IterativeImputer: sphinx-gallery resolves its
+# name in this process, also when the examples do not run (plot_gallery=0).
+from sklearn.experimental import enable_iterative_imputer  # noqa: E402, F401
+
 import skdae  # noqa: E402
 from skdae._repr import DOCS_URL  # noqa: E402
 

@@ -2,12 +2,14 @@
 
 from ._autoencoder import DenoisingAutoencoder
 from ._classifier import StackedDenoisingAutoencoderClassifier
+from ._impute import DenoisingAutoencoderImputer
 from ._marginalized import MarginalizedDenoisingAutoencoder
 from ._stacked import StackedDenoisingAutoencoder
 from ._tabular import TabularDenoisingAutoencoder
 
 __all__ = [
     "DenoisingAutoencoder",
+    "DenoisingAutoencoderImputer",
     "MarginalizedDenoisingAutoencoder",
     "StackedDenoisingAutoencoder",
     "StackedDenoisingAutoencoderClassifier",

@@ -9,7 +9,11 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 from sklearn import get_config
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+)
 
 
 class IntInterval(Interval):
@@ -81,3 +85,20 @@ def check_finite_if_assumed(X, owner):
     data = X.data if sp.issparse(X) else X
     if not np.isfinite(data).all():
         raise non_finite_input_error(owner)
+
+
+def check_hidden_layer_sizes(hidden_layer_sizes):
+    """Validated layer widths as a list of ints."""
+    sizes = np.atleast_1d(np.asarray(hidden_layer_sizes))
+    # np.asarray turns (True, 4) into [1, 4]: look at the items themselves.
+    items = (hidden_layer_sizes if np.ndim(hidden_layer_sizes) == 1
+             else [hidden_layer_sizes])
+    if (sizes.ndim != 1 or sizes.size == 0
+            or any(isinstance(s, (bool, np.bool_)) for s in items)
+            or not np.issubdtype(sizes.dtype, np.integer)
+            or np.any(sizes < 1)):
+        raise InvalidParameterError(
+            "hidden_layer_sizes must be a positive int or a non-empty sequence "
+            f"of positive ints (one width per layer), got {hidden_layer_sizes!r}."
+        )
+    return [int(s) for s in sizes]

@@ -21,14 +21,11 @@ from ._base import (
     SOLVER_PARAMETER_CONSTRAINTS,
     IntInterval,
     check_finite_if_assumed,
+    check_hidden_layer_sizes,
 )
 from ._network import Head, predict_head, train
 from ._repr import DocumentationLinkMixin
-from ._stacked import (
-    StackedDenoisingAutoencoder,
-    _check_hidden_layer_sizes,
-    _per_layer,
-)
+from ._stacked import StackedDenoisingAutoencoder, _per_layer
 from ._training import (
     check_structure,
     pickled_state,
@@ -536,7 +533,7 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
 
     def _structure_now(self):
         """What the current parameters would build (see ``check_structure``)."""
-        sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         return {"hidden_layer_sizes": sizes,
                 "activation": _per_layer(self, "activation", len(sizes))}
 

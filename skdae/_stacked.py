@@ -14,13 +14,16 @@ from sklearn.base import (
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import (
     Interval,
-    InvalidParameterError,
     StrOptions,
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._autoencoder import DenoisingAutoencoder
-from ._base import SOLVER_PARAMETER_CONSTRAINTS, IntInterval
+from ._base import (
+    SOLVER_PARAMETER_CONSTRAINTS,
+    IntInterval,
+    check_hidden_layer_sizes,
+)
 from ._fine_tuning import deep_network, fine_tune, forget_fine_tuning
 from ._network import row_losses
 from ._parallel import BlockRunner, available_threads, blocks
@@ -40,23 +43,6 @@ _ENCODE_ROWS_PER_BLOCK = 2048
 # Settings that may differ between layers: a scalar or one value per layer.
 PER_LAYER_PARAMS = ("corruption", "corruption_level", "uncorrupted_weight",
                     "activation", "loss")
-
-def _check_hidden_layer_sizes(hidden_layer_sizes):
-    """Validated layer widths as a list of ints."""
-    sizes = np.atleast_1d(np.asarray(hidden_layer_sizes))
-    # np.asarray turns (True, 4) into [1, 4]: look at the items themselves.
-    items = (hidden_layer_sizes if np.ndim(hidden_layer_sizes) == 1
-             else [hidden_layer_sizes])
-    if (sizes.ndim != 1 or sizes.size == 0
-            or any(isinstance(s, (bool, np.bool_)) for s in items)
-            or not np.issubdtype(sizes.dtype, np.integer)
-            or np.any(sizes < 1)):
-        raise InvalidParameterError(
-            "hidden_layer_sizes must be a positive int or a non-empty sequence "
-            f"of positive ints (one width per layer), got {hidden_layer_sizes!r}."
-        )
-    return [int(s) for s in sizes]
-
 
 def _per_layer(estimator, name, n_layers):
     """The value of parameter ``name`` for each of ``n_layers`` layers.
@@ -690,7 +676,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
 
     def _layer_settings(self):
         """Layer widths, and the parameters of each layer's autoencoder."""
-        sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+        sizes = check_hidden_layer_sizes(self.hidden_layer_sizes)
         shared = {
             name: getattr(self, name)
             for name in ("tied_weights", "solver", "learning_rate_init",

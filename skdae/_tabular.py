@@ -18,7 +18,7 @@ A subclass says which hidden layers it builds (``_encoder_sizes``) and adds
 its public methods; everything is computed in float32.
 """
 
-from numbers import Integral, Real
+from numbers import Real
 
 import narwhals as nw
 import numpy as np
@@ -34,7 +34,11 @@ from sklearn.utils.validation import (
 
 from . import _columns as C
 from . import _kernels as K
-from ._base import SOLVER_PARAMETER_CONSTRAINTS
+from ._base import (
+    SOLVER_PARAMETER_CONSTRAINTS,
+    IntInterval,
+    check_hidden_layer_sizes,
+)
 from ._network import (
     Corruption,
     Head,
@@ -169,11 +173,7 @@ class _BaseTabularNetwork(BaseEstimator):
         sizes = self.hidden_layer_sizes
         if isinstance(sizes, str):
             return (auto_width(n_inputs),) * 3
-        sizes = tuple(int(s) for s in np.atleast_1d(sizes))
-        if not sizes:
-            raise ValueError("hidden_layer_sizes must hold at least one "
-                             "layer width.")
-        return sizes
+        return tuple(check_hidden_layer_sizes(sizes))
 
     # ------------------------------------------------------------------
     # Training
@@ -201,19 +201,23 @@ class _BaseTabularNetwork(BaseEstimator):
 
         indices = np.arange(inputs.shape[0])
         validation_score = None
-        if self.early_stopping and not incremental:
+        validating = self._validates(inputs.shape[0]) and not incremental
+        if validating:
             indices, val = validation_split(self, indices)
+            val_inputs, val_targets, val_weights = self._validation_rows(
+                inputs[val], targets[val],
+                None if weights is None else weights[val])
 
             def validation_score():
                 return -float(np.mean(row_losses(
-                    coefs, intercepts, acts, head, inputs[val], targets[val],
-                    None if weights is None else weights[val])))
+                    coefs, intercepts, acts, head, val_inputs, val_targets,
+                    val_weights)))
 
         kind = "none" if self.corruption_level == 0 else self.corruption
         noise = Corruption(
             kind, self.corruption_level, inputs.shape[1], starts, stops,
             indicators, uncorrupted_weight=self.uncorrupted_weight,
-            pool=indices if self.early_stopping and not incremental else None,
+            pool=indices if validating else None,
             input_missing=missing if missing.any() else None)
         batch_size = batch_size_for(self, indices.shape[0])
         alpha = self.alpha
@@ -246,6 +250,16 @@ class _BaseTabularNetwork(BaseEstimator):
                        validation_score=validation_score,
                        warn=not incremental)
         keep_optimizer_state(self, optimizer, incremental)
+
+    def _validates(self, n_samples):
+        """Whether fit sets rows aside for early stopping (subclasses adapt)."""
+        return self.early_stopping
+
+    def _validation_rows(self, inputs, targets, weights):
+        """The validation rows as scored: by default clean, every observed
+        entry weighing 1 (a subclass may corrupt them once, e.g. to score
+        imputation)."""
+        return inputs, targets, weights
 
     # ------------------------------------------------------------------
     # Inference
@@ -540,8 +554,8 @@ class TabularDenoisingAutoencoder(TransformerMixin, DocumentationLinkMixin,
 
     _parameter_constraints: dict = {
         **_BaseTabularNetwork._parameter_constraints,
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None,
-                                                      closed="left"),
+        "hidden_layer_sizes": ["array-like", IntInterval(1, None,
+                                                         closed="left"),
                                StrOptions({"auto"})],
         "features": [StrOptions({"all", "last"})],
     }

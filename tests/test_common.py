@@ -14,6 +14,10 @@ _SMALL = {
     "StackedDenoisingAutoencoder": {"hidden_layer_sizes": (16, 8)},
     "StackedDenoisingAutoencoderClassifier": {"hidden_layer_sizes": (16, 8)},
     "TabularDenoisingAutoencoder": {"hidden_layer_sizes": (16, 8)},
+    # On the checks' 10-30 rows there is no validation set (early stopping
+    # needs 10 validation rows): 20 epochs instead of all 300 keep it fast.
+    "DenoisingAutoencoderImputer": {"hidden_layer_sizes": (16, 8),
+                                    "max_iter": 20},
 }
 
 
@@ -30,6 +34,10 @@ _VARIANTS = [
                                       corruption="masking", features="last",
                                       early_stopping=True,
                                       validation_fraction=0.3),
+    # Categorical-free variants of the imputer's other code paths.
+    skdae.DenoisingAutoencoderImputer(hidden_layer_sizes=(16,), max_iter=20,
+                                      add_indicator=True, sample_posterior=True,
+                                      keep_empty_features=True),
 ]
 
 
@@ -42,7 +50,8 @@ def _public_estimators():
 
 def test_every_public_estimator_is_checked():
     checked = {type(est).__name__ for est in _public_estimators()}
-    assert checked == {"DenoisingAutoencoder", "StackedDenoisingAutoencoder",
+    assert checked == {"DenoisingAutoencoder", "DenoisingAutoencoderImputer",
+                       "StackedDenoisingAutoencoder",
                        "StackedDenoisingAutoencoderClassifier",
                        "MarginalizedDenoisingAutoencoder",
                        "TabularDenoisingAutoencoder"}

@@ -36,6 +36,8 @@ SETTINGS = {
     "MarginalizedDenoisingAutoencoder": {"n_layers": 2},
     "TabularDenoisingAutoencoder": {"hidden_layer_sizes": (64, 64),
                                     "max_iter": 2},
+    "DenoisingAutoencoderImputer": {"hidden_layer_sizes": (64, 64),
+                                    "max_iter": 2},
 }
 
 

@@ -233,7 +233,7 @@ def test_skops_round_trip_trusts_the_public_class_only():
     dae = _small().fit(X)
     dumped = sio.dumps(dae)
     untrusted = sio.get_untrusted_types(data=dumped)
-    assert untrusted == ["skdae._tabular.TabularDenoisingAutoencoder"]
+    assert untrusted == ["skdae.TabularDenoisingAutoencoder"]
     loaded = sio.loads(dumped, trusted=untrusted)
     np.testing.assert_array_equal(loaded.transform(X), dae.transform(X))
     pd.testing.assert_frame_equal(
@@ -344,7 +344,7 @@ def test_score_samples_flags_anomalies():
 
 def test_bad_parameters_are_explained():
     X = _frame()
-    with pytest.raises(ValueError, match="positive integers"):
+    with pytest.raises(ValueError, match="sequence of positive ints"):
         _small(hidden_layer_sizes=(16, 0)).fit(X)
     with pytest.raises(ValueError, match="nothing would be learned"):
         _small(corruption_level=0.0, uncorrupted_weight=0.0).fit(X)
