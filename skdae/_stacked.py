@@ -519,7 +519,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
                           dtype=[np.float64, np.float32],
-                          ensure_all_finite="allow-nan", reset=False)
+                          ensure_all_finite=self._finite_policy, reset=False)
         # The layers' own encoders pass arrays (never DataFrames) up.
         for layer in self.autoencoders_:
             X = layer._encode(X)
@@ -575,7 +575,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
                           dtype=[np.float64, np.float32],
-                          ensure_all_finite="allow-nan", reset=False)
+                          ensure_all_finite=self._finite_policy, reset=False)
         if sp.issparse(X):
             X = X.tocsr()
         network = deep_network(self.autoencoders_, X.dtype)
@@ -635,6 +635,12 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         tags.input_tags.allow_nan = not self.fine_tune
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+    @property
+    def _finite_policy(self):
+        # NaN are missing entries of the greedy layers; the end-to-end
+        # fine-tuning takes complete data only.
+        return True if self.fine_tune else "allow-nan"
 
     def __getstate__(self):
         return pickled_state(super().__getstate__())

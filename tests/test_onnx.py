@@ -187,6 +187,7 @@ def test_float32_marginalized_exported_in_double(data):
     assert_parity(codes, msda.transform(X))
 
 
+@pytest.mark.parametrize("dataset", ["digits", "random"])
 @pytest.mark.parametrize("activation", ["sigmoid", ["relu", "tanh"]])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fine_tuned_stacked_transform(data, dataset, activation, dtype):
