@@ -469,11 +469,6 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
                 [out, self.indicator_.get_feature_names_out(names)])
         return np.asarray(out, dtype=object)
 
-    @property
-    def hidden_layer_sizes_(self):
-        """The encoder's widths (resolves ``hidden_layer_sizes="auto"``)."""
-        return tuple(W.shape[1] for W in self.coefs_[:self._n_encoder_layers])
-
     # ------------------------------------------------------------------
     # The tabular base's hooks
     # ------------------------------------------------------------------

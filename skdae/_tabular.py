@@ -283,6 +283,11 @@ class _BaseTabularNetwork(BaseEstimator):
         return X
 
     @property
+    def hidden_layer_sizes_(self):
+        """The encoder's widths (resolves ``hidden_layer_sizes="auto"``)."""
+        return tuple(W.shape[1] for W in self.coefs_[:self._n_encoder_layers])
+
+    @property
     def _n_encoder_layers(self):
         return len(self.coefs_) // 2
 
@@ -777,11 +782,6 @@ class TabularDenoisingAutoencoder(TransformerMixin, DocumentationLinkMixin,
         return np.asarray([f"{prefix}_layer{k}_{u}" for k in layers
                            for u in range(self.coefs_[k].shape[1])],
                           dtype=object)
-
-    @property
-    def hidden_layer_sizes_(self):
-        """The encoder's widths (resolves ``hidden_layer_sizes="auto"``)."""
-        return tuple(W.shape[1] for W in self.coefs_[:self._n_encoder_layers])
 
     @property
     def _n_features_out(self):
