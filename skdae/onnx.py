@@ -73,8 +73,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._autoencoder import DenoisingAutoencoder
 from ._classifier import StackedDenoisingAutoencoderClassifier
+from ._columns import _is_missing_scalar
+from ._impute import DenoisingAutoencoderImputer
 from ._marginalized import MarginalizedDenoisingAutoencoder
 from ._stacked import StackedDenoisingAutoencoder, _per_layer
+from ._tabular import TabularDenoisingAutoencoder
 
 __all__ = []
 
@@ -108,6 +111,8 @@ class _Graph:
         self.scope = scope
         self.container = container
         self.dtype = dtype
+        self.proto_dtype = (TensorProto.DOUBLE if dtype == np.float64
+                            else TensorProto.FLOAT)
 
     def name(self, hint):
         return self.scope.get_unique_variable_name(hint)
@@ -187,6 +192,18 @@ def _classifier_layers(model):
             zip(model.coefs_, model.intercepts_, activations + ["softmax"])]
 
 
+def _layer_outputs(g, H, layers, output, parts=()):
+    """Every layer's output, after ``parts``, side by side in ``output``."""
+    parts = list(parts)
+    for k, layer in enumerate(layers):
+        # The only part of the output: written to it, no Concat.
+        alone = not parts and k == len(layers) - 1
+        H = g.dense(H, [layer], output if alone else None)
+        parts.append(H)
+    if len(parts) > 1:
+        g.node("Concat", parts, output, axis=1)
+
+
 def _marginalized_graph(g, model, X, output):
     """The layers' outputs, after the input with ``features="all"``.
 
@@ -197,14 +214,186 @@ def _marginalized_graph(g, model, X, output):
               for W, b in zip(model.coefs_, model.intercepts_)]
     if model.features == "last":
         g.dense(X, layers, output)
-        return
-    parts, H = [X] if model.features == "all" else [], X
-    for k, layer in enumerate(layers):
-        # The only part of the output: written to it, no Concat.
-        alone = not parts and k == len(layers) - 1
-        H = g.dense(H, [layer], output if alone else None)
-        parts.append(H)
-    if len(parts) > 1:
+    else:
+        _layer_outputs(g, X, layers, output,
+                       [X] if model.features == "all" else [])
+
+
+# ----------------------------------------------------------------------
+# The tabular network (TabularDenoisingAutoencoder and the imputer)
+# ----------------------------------------------------------------------
+# Column dtypes (as the fitted column state records them) that a numeric
+# tensor cannot feed as skdae reads them: times become integers of their
+# unit, NaT is missing.
+_TIME_DTYPES = ("datetime", "timedelta", "duration", "date")
+
+
+def _numeric_columns(model):
+    """The fitted column state of a tabular model, if ONNX can feed it.
+
+    Raises ValueError naming the columns that a numeric tensor cannot
+    feed as skdae does (categorical and time columns).
+    """
+    state = model._columns
+    name = type(model).__name__
+    labels = (state["feature_names"] if state["feature_names"] is not None
+              else [f"x{j}" for j in range(len(state["dtypes"]))])
+    categorical = [str(labels[j]) for j in
+                   np.flatnonzero(state["is_categorical"])]
+    if categorical:
+        raise ValueError(
+            f"{name} has categorical columns ({', '.join(categorical)}), "
+            "which skdae.onnx cannot export: their one-hot inputs "
+            + ("and the most probable category " if hasattr(
+                model, "missing_values") else "")
+            + "would need string tensors and a lookup of the fitted "
+            "categories, which the exported graphs do not hold. Encode them "
+            "before the model (e.g. a ColumnTransformer with a OneHotEncoder, "
+            "which skl2onnx converts) and fit it with "
+            "categorical_features=None, or save the model with pickle or "
+            "skops instead.")
+    times = [str(labels[j]) for j, dtype in enumerate(state["dtypes"])
+             if dtype.lower().startswith(_TIME_DTYPES)]
+    if times:
+        raise ValueError(
+            f"{name} was fitted on date or time columns ({', '.join(times)}),"
+            " which skdae.onnx cannot export: skdae reads them as integers "
+            "of their unit with NaT missing, which an ONNX tensor cannot "
+            "carry. Convert them to numbers (e.g. X[col].astype('int64') or "
+            "seconds as floats, NaN where missing) and fit on those.")
+    if hasattr(model, "missing_values") and any(
+            dtype.lower() in ("bool", "boolean") for dtype in state["dtypes"]):
+        raise ValueError(
+            f"{name} was fitted on boolean columns treated as numeric, which "
+            "skdae.onnx cannot export (their imputations are booleans). Cast "
+            "them to float before the imputer and fit on those.")
+    n = len(state["dtypes"])
+    if not (np.array_equal(state["input_start"], np.arange(n))
+            and np.array_equal(state["indicator"], n + np.arange(n))):
+        raise ValueError(  # pragma: no cover - the layout of numeric tables
+            f"{name}: unexpected input layout for a numeric table.")
+    return state
+
+
+def _missing_mask(g, model, X):
+    """Where X is missing: NaN, or equal to the imputer's missing_values."""
+    missing = g.node("IsNaN", [X])
+    placeholder = getattr(model, "missing_values", np.nan)
+    if placeholder is None or _is_missing_scalar(placeholder):
+        return missing
+    if isinstance(placeholder, str):
+        raise ValueError(
+            f"{type(model).__name__} with missing_values={placeholder!r}: "
+            "a numeric ONNX tensor cannot hold that string. Replace it by NaN "
+            "before the imputer and fit with missing_values=np.nan.")
+    # Compared in the graph's type, as NumPy compares X with a Python scalar.
+    equal = g.node("Equal", [X, g.weights("missing_values", placeholder)])
+    return g.node("Or", [missing, equal])
+
+
+def _network_inputs(g, state, X, missing):
+    """The network's float inputs, as ``_columns.encode`` computes them.
+
+    Each column standardised in double, ``(x - mean) / scale``, 0 where
+    missing, then cast to float; then one missing indicator per column.
+    """
+    if g.dtype != np.float64:
+        X = g.node("Cast", [X], to=TensorProto.DOUBLE)
+    Z = g.node("Div", [g.node("Sub", [X, g.constant("mean", state["mean"])]),
+                       g.constant("scale", state["scale"])])
+    Z = g.node("Where", [missing, g.constant("zero", np.float64(0.0)), Z])
+    return g.node("Concat", [g.node("Cast", [Z], to=TensorProto.FLOAT),
+                             g.node("Cast", [missing], to=TensorProto.FLOAT)],
+                  axis=1)
+
+
+def _network_layers(model, stop=None):
+    """The tabular network's layers ``[:stop]``; the output layer is linear."""
+    activations = [model.activation] * (len(model.coefs_) - 1) + ["identity"]
+    return [_Layer(W, b, act) for W, b, act in
+            zip(model.coefs_, model.intercepts_, activations)][:stop]
+
+
+def _in_graph_type(g, Y, output):
+    """``output``: the float tensor Y, cast to double in a double graph."""
+    if g.dtype == np.float64:
+        return g.node("Cast", [Y], output, to=TensorProto.DOUBLE)
+    return g.node("Identity", [Y], output)
+
+
+def _tabular_graph(g, model, X, output):
+    """``transform``: the encoder's layers (or the code) of the clean rows.
+
+    The network computes in float, as skdae's does; in a double graph the
+    standardisation is in double (as in skdae) and the result is cast to
+    double.
+    """
+    state = _numeric_columns(model)
+    net = _Graph(g.scope, g.container, np.float32)
+    H = _network_inputs(g, state, X, _missing_mask(g, model, X))
+    layers = _network_layers(model, model._n_encoder_layers)
+    out = net.name("features")
+    if model.features == "last":
+        net.dense(H, layers, out)
+    else:
+        _layer_outputs(net, H, layers, out)
+    _in_graph_type(g, out, output)
+
+
+def _imputer_graph(g, model, X, output):
+    """``transform``: X with its missing entries replaced by predictions.
+
+    As ``DenoisingAutoencoderImputer._predictions`` and ``_columns.decode``
+    compute them: the network's output (float) in double, clipped to the
+    fitted range in standardised units (0 for constant and never observed
+    columns), then ``* scale + mean``; integer columns of a DataFrame
+    rounded and clipped to their fitted range. Observed entries pass
+    through; the kept columns, then the missing indicators.
+    """
+    if model.sample_posterior:
+        raise ValueError(
+            f"{type(model).__name__} with sample_posterior=True draws its "
+            "imputations at random, which an ONNX graph cannot reproduce. "
+            "To export the predictions instead, convert it after "
+            "set_params(sample_posterior=False) (only transform reads "
+            "sample_posterior: the fitted weights stay).")
+    state = _numeric_columns(model)
+    net = _Graph(g.scope, g.container, np.float32)
+    missing = _missing_mask(g, model, X)
+    A = net.dense(_network_inputs(g, state, X, missing), _network_layers(model))
+    A = g.node("Cast", [A], to=TensorProto.DOUBLE)
+    mean, scale = state["mean"], state["scale"]
+    low = (state["minimum"] - mean) / scale
+    high = (state["maximum"] - mean) / scale
+    constant = state["minimum"] == state["maximum"]
+    low[constant] = high[constant] = 0.0
+    A = g.node("Min", [g.node("Max", [A, g.constant("low", low)]),
+                       g.constant("high", high)])
+    imputed = g.node("Add", [g.node("Mul", [A, g.constant("scale", scale)]),
+                             g.constant("mean", mean)])
+    integer = np.array(["int" in dtype.lower() for dtype in state["dtypes"]])
+    if state["container"] != "array" and integer.any():
+        rounded = g.node("Min", [
+            g.node("Max", [g.node("Round", [imputed]),
+                           g.constant("minimum", state["minimum"])]),
+            g.constant("maximum", state["maximum"])])
+        imputed = g.node("Where", [g.constant("integer", integer), rounded,
+                                   imputed])
+    if g.dtype != np.float64:
+        imputed = g.node("Cast", [imputed], to=TensorProto.FLOAT)
+    kept = np.flatnonzero(model._kept())
+    indicator = model.indicator_
+    parts = [g.node("Where", [missing, imputed, X])]
+    if kept.shape[0] < len(state["dtypes"]):
+        parts[0] = g.node("Gather", [parts[0], g.constant(
+            "kept", kept.astype(np.int64))], axis=1)
+    if indicator is not None and indicator.features_.shape[0]:
+        parts.append(g.node("Cast", [g.node("Gather", [missing, g.constant(
+            "indicator", indicator.features_.astype(np.int64))], axis=1)],
+            to=g.proto_dtype))
+    if len(parts) == 1:
+        g.node("Identity", parts, output)
+    else:
         g.node("Concat", parts, output, axis=1)
 
 
@@ -214,12 +403,14 @@ _TRANSFORMERS = {
     DenoisingAutoencoder: _dense_graph(_autoencoder_layers),
     StackedDenoisingAutoencoder: _dense_graph(_stacked_layers),
     MarginalizedDenoisingAutoencoder: _marginalized_graph,
+    TabularDenoisingAutoencoder: _tabular_graph,
+    DenoisingAutoencoderImputer: _imputer_graph,
 }
 _CLASSIFIERS = {
     StackedDenoisingAutoencoderClassifier: _dense_graph(_classifier_layers),
 }
 # Name of a transformer's output when it ends the pipeline, if not "codes".
-_OUTPUT_NAMES = {}
+_OUTPUT_NAMES = {DenoisingAutoencoderImputer: "imputed"}
 
 
 # ----------------------------------------------------------------------
@@ -261,10 +452,9 @@ def _start_graph(scope, operator, container):
     """
     double = _is_double(operator.inputs)
     g = _Graph(scope, container, np.float64 if double else np.float32)
-    proto_dtype = TensorProto.DOUBLE if double else TensorProto.FLOAT
     inputs = [
-        variable.full_name if guess_proto_type(variable.type) == proto_dtype
-        else g.node("Cast", [variable.full_name], to=proto_dtype)
+        variable.full_name if guess_proto_type(variable.type) == g.proto_dtype
+        else g.node("Cast", [variable.full_name], to=g.proto_dtype)
         for variable in operator.inputs
     ]
     X = inputs[0] if len(inputs) == 1 else g.node("Concat", inputs, axis=1)
