@@ -14,9 +14,11 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from skdae import (
     DenoisingAutoencoder,
+    DenoisingAutoencoderImputer,
     MarginalizedDenoisingAutoencoder,
     StackedDenoisingAutoencoder,
     StackedDenoisingAutoencoderClassifier,
+    TabularDenoisingAutoencoder,
 )
 
 _REASON = 'needs the onnx extra: pip install "skdae[onnx]"'
@@ -356,6 +358,178 @@ def test_integer_input_is_cast_to_float(data):
 
 
 # ----------------------------------------------------------------------
+# The tabular network: numeric columns with missing entries
+# ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tables():
+    """Digits, wine (columns of very different scales) and random data, each
+    with 10% NaN; the random table also has a constant and an empty column."""
+    from sklearn.datasets import load_digits, load_wine
+    rng = np.random.RandomState(0)
+    out = {}
+    for name, (X, y) in [("digits", load_digits(return_X_y=True)),
+                         ("wine", load_wine(return_X_y=True))]:
+        X, y = X[::3] if name == "digits" else X, y[::3] if name == "digits" \
+            else y
+        X = X.copy()
+        X[rng.uniform(size=X.shape) < 0.1] = np.nan
+        out[name] = X, y
+    X = rng.normal(size=(120, 6)) * [1, 10, 0.1, 1, 1, 1] + [0, 5, 0, 0, 0, 0]
+    X[rng.uniform(size=X.shape) < 0.1] = np.nan
+    X[:, 4] = 2.5  # constant where observed
+    X[::7, 4] = np.nan
+    X[:, 5] = np.nan  # never observed
+    out["random"] = X, rng.randint(3, size=X.shape[0])
+    return out
+
+
+def assert_float32_parity(got, want, dtype):
+    """The type of the graph; equal within float32's RTOL of each column's
+    magnitude (the tabular network computes in float32 in skdae)."""
+    assert got.dtype == dtype
+    scale = np.maximum(np.abs(want).max(axis=0, initial=0),
+                       np.finfo(np.float32).tiny)
+    assert_allclose(got / scale, want / scale, rtol=0,
+                    atol=RTOL[np.dtype(np.float32)])
+
+
+def _tabular(**params):
+    return TabularDenoisingAutoencoder(**{
+        "hidden_layer_sizes": (16, 8), "max_iter": 3, "random_state": 0,
+        **params})
+
+
+def _imputer(**params):
+    return DenoisingAutoencoderImputer(**{
+        "hidden_layer_sizes": (16, 16), "max_iter": 3, "random_state": 0,
+        **params})
+
+
+@pytest.mark.parametrize("dataset", ["digits", "wine", "random"])
+@pytest.mark.parametrize("features", ["all", "last"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tabular_transform(tables, dataset, features, activation, dtype):
+    X = tables[dataset][0].astype(dtype)
+    dae = _tabular(features=features, activation=activation).fit(X)
+    names, (codes,) = run(skl2onnx.to_onnx(dae, X[:1]), X)
+    assert names == ["codes"]
+    want = dae.transform(X)
+    assert want.dtype == np.float32  # skdae's network is float32
+    assert codes.shape == want.shape == (X.shape[0], 24 if features == "all"
+                                         else 8)
+    # The graph's output follows the input's type (skl2onnx's convention).
+    assert_float32_parity(codes, want, dtype)
+
+
+@pytest.mark.parametrize("dataset", ["digits", "wine", "random"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_imputer_transform(tables, dataset, activation, dtype):
+    X = tables[dataset][0].astype(dtype)
+    imputer = _imputer(activation=activation).fit(X)
+    names, (imputed,) = run(skl2onnx.to_onnx(imputer, X[:1]), X)
+    assert names == ["imputed"]
+    want = imputer.transform(X)
+    assert imputed.shape == want.shape
+    assert not np.isnan(imputed).any()
+    # Observed entries pass through bit for bit; the others as predicted.
+    kept = imputer._kept()
+    observed = ~np.isnan(X[:, kept])
+    assert_array_equal(imputed[observed], X[:, kept][observed])
+    assert_float32_parity(imputed, want, dtype)
+
+
+@pytest.mark.parametrize("add_indicator", [False, True])
+@pytest.mark.parametrize("keep_empty_features", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_imputer_columns(tables, add_indicator, keep_empty_features, dtype):
+    # Constant and empty columns, the kept columns, the indicators.
+    X = tables["random"][0].astype(dtype)
+    imputer = _imputer(add_indicator=add_indicator,
+                       keep_empty_features=keep_empty_features).fit(X)
+    _, (imputed,) = run(skl2onnx.to_onnx(imputer, X[:1]), X)
+    want = imputer.transform(X)
+    assert imputed.shape == want.shape == (
+        X.shape[0], 5 + keep_empty_features + 6 * add_indicator)
+    assert_float32_parity(imputed, want, dtype)
+    assert_array_equal(imputed[:, 4], 2.5)  # the constant column's value
+    if keep_empty_features:
+        assert_array_equal(imputed[:, 5], 0.0)
+    if add_indicator:  # every column has missing entries; exactly
+        assert_array_equal(imputed[:, -6:], want[:, -6:])
+        assert_array_equal(imputed[:, -6:], np.isnan(X))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_imputer_missing_values_placeholder(tables, dtype):
+    X = tables["wine"][0]
+    X = np.where(np.isnan(X), -1, X).astype(dtype)
+    imputer = _imputer(missing_values=-1).fit(X)
+    _, (imputed,) = run(skl2onnx.to_onnx(imputer, X[:1]), X)
+    want = imputer.transform(X)
+    assert not (imputed == -1).any()
+    assert_float32_parity(imputed, want.astype(dtype), dtype)
+
+
+def test_imputer_rounds_integer_dataframe_columns(tables):
+    # A column of integers in fit is imputed with rounded values in range.
+    pd = pytest.importorskip("pandas")
+    X = tables["wine"][0][:, :5]
+    df = pd.DataFrame(np.nan_to_num(X), columns=list("abcde"))
+    df["k"] = np.round(np.nan_to_num(X[:, 0]) - 11).astype(np.int64)
+    imputer = _imputer(max_iter=10).fit(df)
+    test = df.astype({"k": np.float64})
+    test.iloc[::3, [0, 5]] = np.nan
+    onx = skl2onnx.to_onnx(imputer, test[:1])  # double: every column is
+    session = ort.InferenceSession(onx.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    imputed, = session.run(None, {c: test[[c]].to_numpy() for c in test})
+    want = imputer.transform(test)
+    assert_float32_parity(imputed, want, np.float64)
+    k = imputed[::3, 5]
+    assert_array_equal(k, np.round(k))
+    assert k.min() >= df["k"].min() and k.max() <= df["k"].max()
+
+
+def test_tabular_dataframe_input(tables):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(tables["wine"][0][:, :6].astype(np.float32),
+                      columns=list("abcdef"))
+    dae = _tabular().fit(df)
+    onx = skl2onnx.to_onnx(dae, df[:1])  # one input per column
+    assert len(onx.graph.input) == 6
+    session = ort.InferenceSession(onx.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    codes, = session.run(None, {c: df[[c]].to_numpy() for c in df})
+    assert_float32_parity(codes, dae.transform(df), np.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("model", ["imputer", "imputer+indicator", "tabular",
+                                   "imputer+autoencoder"])
+def test_tabular_in_pipeline(tables, model, dtype):
+    X, y = tables["wine"]
+    X = X.astype(dtype)
+    steps = {
+        "imputer": [_imputer()],
+        "imputer+indicator": [_imputer(add_indicator=True)],
+        "tabular": [_tabular()],
+        "imputer+autoencoder": [_imputer(), StandardScaler(),
+                                _autoencoder(activation="tanh")],
+    }[model]
+    pipe = make_pipeline(*steps, LogisticRegression(max_iter=2000)).fit(X, y)
+    if dtype == np.float32:  # skl2onnx's defaults, ZipMap included
+        names, (label, maps) = run(skl2onnx.to_onnx(pipe, X[:1]), X)
+        proba = np.array([[m[c] for c in pipe.classes_] for m in maps])
+    else:  # ZipMap takes float probabilities only
+        names, (label, proba) = run(skl2onnx.to_onnx(
+            pipe, X[:1], options={LogisticRegression: {"zipmap": False}}), X)
+    assert_array_equal(label, pipe.predict(X))
+    assert_allclose(proba, pipe.predict_proba(X), rtol=0, atol=1e-5)
+
+
+# ----------------------------------------------------------------------
 # Clear errors at conversion time
 # ----------------------------------------------------------------------
 def test_unfitted_model_is_refused(data):
@@ -393,6 +567,62 @@ def test_activation_per_layer_must_match_the_fitted_layers(data):
     clf.set_params(activation=["relu"])
     with pytest.raises(ValueError, match="1 values for 2 hidden layers"):
         skl2onnx.to_onnx(clf, X[:1], options={"zipmap": False})
+
+
+# Not exportable: refused at conversion time, saying why and what to do.
+def test_categorical_columns_are_refused():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    df = pd.DataFrame({"size": rng.normal(size=40),
+                       "colour": rng.choice(["red", "blue"], size=40)})
+    for model in (_tabular(), _imputer()):
+        model.fit(df)
+        with pytest.raises(ValueError, match=(
+                r"categorical columns \(colour\).*string tensors.*"
+                r"OneHotEncoder.*categorical_features=None")):
+            skl2onnx.to_onnx(model, df[:1])
+
+
+def test_time_columns_are_refused():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"t": pd.date_range("2020-01-01", periods=40),
+                       "x": np.arange(40.0)})
+    model = _tabular().fit(df)
+    with pytest.raises(ValueError, match=r"date or time columns \(t\).*"
+                                         r"astype\('int64'\)"):
+        skl2onnx.convert_sklearn(model, initial_types=[
+            ("X", DoubleTensorType([None, 2]))])
+
+
+def test_imputer_boolean_columns_are_refused():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"b": np.arange(40) % 3 == 0, "x": np.arange(40.0)})
+    imputer = _imputer(categorical_features=None).fit(df)
+    with pytest.raises(ValueError, match="boolean columns.*Cast them to float"):
+        skl2onnx.convert_sklearn(imputer, initial_types=[
+            ("X", DoubleTensorType([None, 2]))])
+
+
+def test_sample_posterior_is_refused(tables):
+    X = tables["wine"][0]
+    imputer = _imputer(sample_posterior=True).fit(X)
+    with pytest.raises(ValueError, match=r"sample_posterior=True draws.*"
+                                         r"set_params\(sample_posterior=False"):
+        skl2onnx.to_onnx(imputer, X[:1])
+    # As the message says: the same weights, the predictions exported.
+    imputer.set_params(sample_posterior=False)
+    _, (imputed,) = run(skl2onnx.to_onnx(imputer, X[:1]), X)
+    assert_float32_parity(imputed, imputer.transform(X), np.float64)
+
+
+def test_string_missing_values_are_refused(tables):
+    X = tables["wine"][0].astype(object)
+    X[np.isnan(X.astype(float))] = "?"
+    imputer = _imputer(missing_values="?").fit(X)
+    with pytest.raises(ValueError, match=r"missing_values='\?'.*cannot hold "
+                                         r"that string.*np.nan"):
+        skl2onnx.convert_sklearn(imputer, initial_types=[
+            ("X", DoubleTensorType([None, X.shape[1]]))])
 
 
 def test_import_skdae_does_not_import_skl2onnx():
