@@ -77,7 +77,7 @@ from ._columns import _is_missing_scalar
 from ._impute import DenoisingAutoencoderImputer
 from ._marginalized import MarginalizedDenoisingAutoencoder
 from ._stacked import StackedDenoisingAutoencoder, _per_layer
-from ._tabular import TabularDenoisingAutoencoder
+from ._tabular import TabularDenoisingAutoencoder, _BaseTabularNetwork
 
 __all__ = []
 
@@ -434,23 +434,32 @@ def _check_input(operator):
         )
 
 
-def _is_double(inputs):
-    """Whether the graph computes in double: all its inputs are double."""
+def _is_double(model, inputs):
+    """Whether the graph computes in double.
+
+    When all its inputs are double; for the tabular models, unless all its
+    inputs are float: they read every column in double (integers exactly,
+    as skdae does) and, for the imputer, pass observed entries through.
+    """
+    if isinstance(model, _BaseTabularNetwork):
+        return not all(isinstance(variable.type, FloatTensorType)
+                       for variable in inputs)
     return all(isinstance(variable.type, DoubleTensorType)
                for variable in inputs)
 
 
-def _output_type(inputs, shape):
-    return (DoubleTensorType if _is_double(inputs) else FloatTensorType)(shape)
+def _output_type(model, inputs, shape):
+    double = _is_double(model, inputs)
+    return (DoubleTensorType if double else FloatTensorType)(shape)
 
 
 def _start_graph(scope, operator, container):
-    """The graph, in double for a double input, else float; its input.
+    """The graph, in double or float (``_is_double``); its input.
 
     Several inputs (one per column of a DataFrame, say) are cast to the
     graph's type and concatenated, in their order.
     """
-    double = _is_double(operator.inputs)
+    double = _is_double(operator.raw_operator, operator.inputs)
     g = _Graph(scope, container, np.float64 if double else np.float32)
     inputs = [
         variable.full_name if guess_proto_type(variable.type) == g.proto_dtype
@@ -467,15 +476,17 @@ def _parse_transformer(scope, model, inputs, custom_parsers=None):
         f"Skdae{type(model).__name__}", model)
     operator.inputs = inputs
     operator.outputs.append(scope.declare_local_variable(
-        _OUTPUT_NAMES.get(type(model), "codes"), _output_type(inputs, None)))
+        _OUTPUT_NAMES.get(type(model), "codes"),
+        _output_type(model, inputs, None)))
     return operator.outputs
 
 
 def _transformer_shape(operator):
     _check_input(operator)
-    operator.outputs[0].type = _output_type(operator.inputs, [
+    model = operator.raw_operator
+    operator.outputs[0].type = _output_type(model, operator.inputs, [
         operator.inputs[0].get_first_dimension(),
-        len(operator.raw_operator.get_feature_names_out())])
+        len(model.get_feature_names_out())])
 
 
 def _convert_transformer(scope, operator, container):
@@ -494,7 +505,7 @@ def _classifier_shapes(operator):
     operator.outputs[0].type = (Int64TensorType if numeric
                                 else StringTensorType)([n_rows])
     operator.outputs[1].type = _output_type(
-        operator.inputs, [n_rows, len(model.classes_)])
+        model, operator.inputs, [n_rows, len(model.classes_)])
 
 
 def _label_values(model):
