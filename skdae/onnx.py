@@ -16,9 +16,16 @@ What the graphs compute
 -----------------------
 - a transformer (:class:`~skdae.DenoisingAutoencoder`,
   :class:`~skdae.StackedDenoisingAutoencoder`,
-  :class:`~skdae.MarginalizedDenoisingAutoencoder` with any ``features``)
-  gives its :meth:`transform` output, named ``codes`` when it is the last
-  step; ``inverse_transform`` and ``score_samples`` are not exported;
+  :class:`~skdae.MarginalizedDenoisingAutoencoder` with any ``features``,
+  :class:`~skdae.TabularDenoisingAutoencoder` with ``features`` "all" or
+  "last") gives its :meth:`transform` output, named ``codes`` when it is
+  the last step; ``inverse_transform`` and ``score_samples`` are not
+  exported;
+- :class:`~skdae.DenoisingAutoencoderImputer` gives its :meth:`transform`
+  output, named ``imputed``: observed entries unchanged, missing ones (NaN,
+  or equal to a numeric ``missing_values``) predicted, de-standardised and
+  clipped as skdae does, the kept columns, then the ``add_indicator``
+  columns;
 - a classifier (:class:`~skdae.StackedDenoisingAutoencoderClassifier`)
   gives the labels (``label``) and the class probabilities
   (``probabilities``), with skl2onnx's usual classifier options ``zipmap``
@@ -26,10 +33,25 @@ What the graphs compute
 
 The ops run in float for a ``FloatTensorType`` input and in double for a
 ``DoubleTensorType`` input (the weights are cast to that type); any other
-numeric input is cast to float first. Several inputs (``to_onnx`` on a
+numeric input is cast to float first (to double for the tabular models,
+below). Several inputs (``to_onnx`` on a
 DataFrame declares one per column) are concatenated. The graphs take dense
 input, also for models trained on sparse matrices (the weights are the
 same).
+
+The tabular network of the last two computes in float32 in skdae, so its
+graph does too, whatever the input: the graph is in float when every input
+is float and in double otherwise (integer columns are then read exactly);
+the standardisation, ``(x - mean_) / scale_`` with NaN fed as 0 plus a
+missing indicator per column, is computed in double as skdae does and the
+network's output is cast to the graph's type. A double graph therefore
+agrees with skdae within float32 rounding, not double's. Only numeric
+columns are exportable: categorical columns (one-hot inputs, the
+imputer's most probable category), date and time columns, the imputer's
+boolean columns, string ``missing_values`` and ``sample_posterior=True``
+are refused at conversion time with a :class:`ValueError` that says what
+to do. Like skdae, the graphs feed NaN as missing; infinite values, which
+skdae rejects, propagate through them to non-finite outputs.
 
 Adding an estimator
 -------------------
@@ -38,10 +60,13 @@ adds the nodes computing ``output`` (a transformer's result, a classifier's
 probabilities) from the tensor ``X`` to the :class:`_Graph` ``g``, in
 ``g.dtype``. It reads only public fitted attributes and constructor
 parameters and raises :class:`ValueError` to say what of a fitted model
-cannot be exported. For a stack of dense layers ``act(X @ W + b)`` the
-graph function is ``_dense_graph(layers)`` with ``layers(model) -> list of
-_Layer``; others build any nodes with ``g.node``, ``g.constant`` and
-``g.dense``. The function then goes in ``_TRANSFORMERS`` or
+cannot be exported (the tabular models' graphs also read the fitted
+column state ``_columns``, a plain dict of arrays). For a stack of dense
+layers ``act(X @ W + b)`` the graph function is ``_dense_graph(layers)``
+with ``layers(model) -> list of _Layer``; others build any nodes with
+``g.node``, ``g.constant`` and ``g.dense`` (a second ``_Graph`` on the same
+scope and container computes in another type: the tabular network's
+float32 layers in a double graph). The function then goes in ``_TRANSFORMERS`` or
 ``_CLASSIFIERS``, keyed by the estimator class (and a transformer's output
 name, if not "codes", in ``_OUTPUT_NAMES``). The input width is
 ``model.n_features_in_``; a transformer's output width is
