@@ -3,9 +3,14 @@
 Runs the cases of tests/test_onnx.py (every activation, tied and untied
 weights, every ``features`` option and 1-3 layers of the marginalized
 autoencoder, its reduced variant fitted on dense and sparse input, on the
-digits and on random data) and prints, per estimator and dtype, the largest
+digits and on random data; the tabular autoencoder and the imputer on the
+digits, wine and random data with 10% of the entries missing, every
+activation, ``features`` "all" and "last", with and without
+``add_indicator``) and prints, per estimator and dtype, the largest
 ``|onnxruntime - skdae| / max |skdae|`` (probabilities for the classifier,
-whose labels are checked to be identical). Needs the onnx extra.
+whose labels are checked to be identical; per column for the imputer,
+whose columns keep their units, and whose observed entries are checked to
+pass through exactly). Needs the onnx extra.
 """
 
 import itertools
@@ -15,16 +20,20 @@ import numpy as np
 import onnxruntime as ort
 import scipy.sparse as sp
 import skl2onnx
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_digits, load_wine
 from sklearn.exceptions import ConvergenceWarning
 
 import skdae.onnx  # noqa: F401 (registers the converters)
 from skdae import (
     DenoisingAutoencoder,
+    DenoisingAutoencoderImputer,
     MarginalizedDenoisingAutoencoder,
     StackedDenoisingAutoencoder,
     StackedDenoisingAutoencoderClassifier,
+    TabularDenoisingAutoencoder,
 )
+
+ACTIVATIONS = ["sigmoid", "tanh", "relu", "identity"]
 
 
 def run(onx, X):
@@ -35,8 +44,7 @@ def run(onx, X):
 
 def cases(X, y, reduced):
     """(name, fitted model, what it computes on X) for the test cases."""
-    for act, tied in itertools.product(["sigmoid", "tanh", "relu", "identity"],
-                                       [True, False]):
+    for act, tied in itertools.product(ACTIVATIONS, [True, False]):
         m = DenoisingAutoencoder(8, activation=act, tied_weights=tied,
                                  max_iter=3, random_state=0).fit(X)
         yield "DenoisingAutoencoder", m, m.transform(X)
@@ -45,7 +53,7 @@ def cases(X, y, reduced):
                                         tied_weights=False, max_iter=3,
                                         random_state=0).fit(X)
         yield "StackedDenoisingAutoencoder", m, m.transform(X)
-    for act in ["sigmoid", "tanh", "relu", "identity"]:
+    for act in ACTIVATIONS:
         m = StackedDenoisingAutoencoderClassifier(
             (10, 6), activation=act, pretrain_max_iter=2, max_iter=10,
             random_state=0).fit(X, y)
@@ -67,25 +75,59 @@ def cases(X, y, reduced):
                    want.toarray() if sp.issparse(want) else want)
 
 
+def tabular_cases(X):
+    """The same for the tabular network, on X with missing entries."""
+    for act, features in itertools.product(ACTIVATIONS, ["all", "last"]):
+        m = TabularDenoisingAutoencoder((16, 8), features=features,
+                                        activation=act, max_iter=3,
+                                        random_state=0).fit(X)
+        yield "TabularDenoisingAutoencoder", m, m.transform(X)
+    for act, indicator in itertools.product(ACTIVATIONS, [False, True]):
+        m = DenoisingAutoencoderImputer(
+            hidden_layer_sizes=(16, 16), activation=act,
+            add_indicator=indicator, max_iter=3, random_state=0).fit(X)
+        yield "DenoisingAutoencoderImputer", m, m.transform(X)
+
+
+def relative_error(model, got, want, X):
+    if isinstance(model, DenoisingAutoencoderImputer):
+        observed = ~np.isnan(X[:, model._kept()])
+        assert np.array_equal(got[:, :observed.shape[1]][observed],
+                              X[:, model._kept()][observed])
+        scale = np.maximum(np.abs(want).max(axis=0), np.finfo(float).tiny)
+        return float(np.max(np.abs(got - want) / scale))
+    return float(np.abs(got - want).max() / np.abs(want).max())
+
+
 def main():
     warnings.simplefilter("ignore", ConvergenceWarning)
     X, y = load_digits(return_X_y=True)
     rng = np.random.RandomState(0)
     data = {"digits": (X[::3] / 16, y[::3]),
             "random": (rng.normal(size=(150, 12)), rng.randint(3, size=150))}
+    tables = {name: X.copy() for name, X in [
+        ("digits", X[::3]), ("wine", load_wine(return_X_y=True)[0]),
+        ("random", rng.normal(size=(150, 12)))]}
+    for X in tables.values():
+        X[rng.uniform(size=X.shape) < 0.1] = np.nan
     worst = {}
-    for dtype, name in itertools.product([np.float32, np.float64], data):
-        X, y = data[name][0].astype(dtype), data[name][1]
-        for label, model, want in cases(X, y, name == "digits"):
-            options = ({"zipmap": False} if hasattr(model, "classes_")
-                       else None)
-            outputs = run(skl2onnx.to_onnx(model, X[:1], options=options), X)
-            if hasattr(model, "classes_"):
-                assert np.array_equal(outputs[0], model.predict(X))
-            got = outputs[-1].astype(np.float64)
-            diff = np.abs(got - want).max() / np.abs(want).max()
-            key = (label, np.dtype(dtype).name)
-            worst[key] = max(worst.get(key, 0.0), diff)
+    for dtype in [np.float32, np.float64]:
+        runs = [(X.astype(dtype), cases(X.astype(dtype), y, name == "digits"))
+                for name, (X, y) in data.items()]
+        runs += [(X.astype(dtype), tabular_cases(X.astype(dtype)))
+                 for X in tables.values()]
+        for X, models in runs:
+            for label, model, want in models:
+                options = ({"zipmap": False} if hasattr(model, "classes_")
+                           else None)
+                outputs = run(skl2onnx.to_onnx(model, X[:1], options=options),
+                              X)
+                if hasattr(model, "classes_"):
+                    assert np.array_equal(outputs[0], model.predict(X))
+                got = outputs[-1].astype(np.float64)
+                diff = relative_error(model, got, want, X)
+                key = (label, np.dtype(dtype).name)
+                worst[key] = max(worst.get(key, 0.0), diff)
     for (label, dtype), diff in sorted(worst.items()):
         print(f"{label:45} {dtype:8} {diff:.1e}")
 
