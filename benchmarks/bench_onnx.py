@@ -5,7 +5,10 @@ StackedDenoisingAutoencoderClassifier 784 -> 500 -> 500 -> 10 and a
 MarginalizedDenoisingAutoencoder of two reduced layers 784 -> 500 -> 500
 (tanh) returning the input and both layers (``features="all"``, 1784
 columns), weights from a short fit on synthetic MNIST-like data (speed does
-not depend on their values). For each batch size, ``transform`` /
+not depend on their values); and on a numeric table of 50 columns with 10%
+of the entries missing, a TabularDenoisingAutoencoder (three layers of 224,
+"auto", ``features="all"``) and a DenoisingAutoencoderImputer (two layers
+of 224, with ``add_indicator``). For each batch size, ``transform`` /
 ``predict_proba`` of skdae and the same graph run by onnxruntime
 (``skdae.onnx`` + ``skl2onnx.to_onnx``) are timed in turn, interleaved so
 that both see the same machine load; the table gives rows per second
@@ -30,8 +33,10 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import skdae.onnx  # noqa: F401 (registers the converters)
 from skdae import (
     DenoisingAutoencoder,
+    DenoisingAutoencoderImputer,
     MarginalizedDenoisingAutoencoder,
     StackedDenoisingAutoencoderClassifier,
+    TabularDenoisingAutoencoder,
 )
 
 
@@ -46,10 +51,23 @@ def cpu_model():
     return platform.processor() or "unknown CPU"
 
 
-def fitted_models(args, dtype):
-    rng = np.random.RandomState(0)
-    X = rng.uniform(size=(512, args.width)).astype(dtype)
+def images(rng, n, width, dtype):
+    X = rng.uniform(size=(n, width)).astype(dtype)
     X[X < 0.5] = 0
+    return X
+
+
+def table(rng, n, width, dtype):
+    X = rng.normal(size=(n, width)).astype(dtype)
+    X[rng.uniform(size=X.shape) < 0.1] = np.nan
+    return X
+
+
+def fitted_models(args, dtype):
+    """label -> (model, its own inference method, the input's generator)."""
+    rng = np.random.RandomState(0)
+    X = images(rng, 512, args.width, dtype)
+    T = table(rng, 512, args.table_width, dtype)
     y = rng.randint(10, size=X.shape[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -58,11 +76,26 @@ def fitted_models(args, dtype):
         clf = StackedDenoisingAutoencoderClassifier(
             (args.hidden, args.hidden), pretrain_max_iter=1, max_iter=1,
             random_state=0).fit(X, y)
+        tab = TabularDenoisingAutoencoder(max_iter=1, random_state=0).fit(T)
+        imputer = DenoisingAutoencoderImputer(
+            add_indicator=True, max_iter=1, early_stopping=False,
+            random_state=0).fit(T)
     msda = MarginalizedDenoisingAutoencoder(
         2, n_components=args.hidden, random_state=0).fit(X)
-    return {"DenoisingAutoencoder.transform": (ae, ae.transform),
-            "SdAClassifier.predict_proba": (clf, clf.predict_proba),
-            "MarginalizedDAE.transform": (msda, msda.transform)}
+
+    def on_images(n):
+        return images(rng, n, args.width, dtype)
+
+    def on_table(n):
+        return table(rng, n, args.table_width, dtype)
+
+    return {
+        "DenoisingAutoencoder.transform": (ae, ae.transform, on_images),
+        "SdAClassifier.predict_proba": (clf, clf.predict_proba, on_images),
+        "MarginalizedDAE.transform": (msda, msda.transform, on_images),
+        "TabularDAE.transform": (tab, tab.transform, on_table),
+        "DAEImputer.transform": (imputer, imputer.transform, on_table),
+    }
 
 
 def onnx_function(model, dtype, threads):
@@ -97,6 +130,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--width", type=int, default=784)
     parser.add_argument("--hidden", type=int, default=500)
+    parser.add_argument("--table-width", type=int, default=50,
+                        help="columns of the table of the tabular models")
     parser.add_argument("--batches", type=int, nargs="+",
                         default=[1, 16, 256, 4096])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -110,6 +145,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.width, args.hidden, args.batches = 64, 32, [1, 64]
+        args.table_width = 8
         args.threads, args.dtypes, args.repeats = [1], ["float32"], 2
         args.min_time = 0.01
 
@@ -122,19 +158,18 @@ def main(argv=None):
                   f"({info.get('architecture')}), {info['filepath']}")
     print(f"onnxruntime {onnxruntime.__version__}, skl2onnx "
           f"{skl2onnx.__version__}, skdae {skdae.__version__}")
-    print(f"width {args.width}, hidden {args.hidden}; rows/s, median of "
-          f"{args.repeats} rounds\n")
+    print(f"width {args.width}, hidden {args.hidden}, table width "
+          f"{args.table_width}; rows/s, median of {args.repeats} rounds\n")
     header = (f"{'model':32} {'dtype':8} {'thr':>3} {'batch':>6} "
               f"{'skdae':>11} {'onnxruntime':>11} {'ratio':>6}")
     print(header)
     print("-" * len(header))
-    rng = np.random.RandomState(1)
     for dtype in args.dtypes:
-        for label, (model, own) in fitted_models(args, dtype).items():
+        for label, (model, own, sample) in fitted_models(args, dtype).items():
             for threads in args.threads:
                 run_onnx = onnx_function(model, dtype, threads)
                 for batch in args.batches:
-                    X = rng.uniform(size=(batch, args.width)).astype(dtype)
+                    X = sample(batch)
                     rounds = []
                     for _ in range(args.repeats):
                         with threadpool_limits(threads):
