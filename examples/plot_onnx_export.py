@@ -11,7 +11,8 @@ skl2onnx; the pipeline then converts like any scikit-learn pipeline.
 
 We check that the exported graph gives the same labels and probabilities,
 and compare the speed of inference (rows per second) of the two, on small
-and large batches.
+and large batches. Last, a pipeline that imputes missing pixels with a
+:class:`~skdae.DenoisingAutoencoderImputer` is exported the same way.
 """
 
 import pickle
@@ -31,7 +32,7 @@ from sklearn.preprocessing import MinMaxScaler
 from threadpoolctl import threadpool_limits
 
 import skdae.onnx  # noqa: F401 (registers skdae's converters with skl2onnx)
-from skdae import DenoisingAutoencoder
+from skdae import DenoisingAutoencoder, DenoisingAutoencoderImputer
 
 warnings.simplefilter("ignore", ConvergenceWarning)
 
@@ -140,3 +141,43 @@ for key, name in [("pipe", "pipeline"), ("ae", "autoencoder")]:
     ratios = np.array(speeds[key + "_onnx"]) / np.array(speeds[key])
     print(f"{name}: onnxruntime / skdae speed at batch sizes {batch_sizes}: "
           + ", ".join(f"{r:.1f}x" for r in ratios))
+
+# %%
+# Missing values
+# --------------
+# The imputer exports too (numeric columns): the graph feeds NaN as missing,
+# runs the network (in float32, as skdae does) and replaces the missing
+# entries by its predictions, observed entries passing through unchanged;
+# ``add_indicator`` columns follow. Here a fifth of the pixels are missing.
+rng = np.random.RandomState(0)
+X_missing = X.copy()
+X_missing[rng.uniform(size=X.shape) < 0.2] = np.nan
+Xm_train, Xm_test = X_missing[:1200], X_missing[1200:]
+impute_pipe = make_pipeline(
+    DenoisingAutoencoderImputer(add_indicator=True, max_iter=20,
+                                random_state=0),
+    LogisticRegression(max_iter=1000),
+).fit(Xm_train, y[:1200])
+print(f"test accuracy with 20% missing pixels: "
+      f"{impute_pipe.score(Xm_test, y[1200:]):.3f}")
+
+onx = to_onnx(impute_pipe, Xm_train[:1],
+              options={id(impute_pipe[-1]): {"zipmap": False}})
+session = ort.InferenceSession(onx.SerializeToString(),
+                               providers=["CPUExecutionProvider"])
+label, proba = session.run(None, {"X": Xm_test})
+print("labels identical:", np.array_equal(label, impute_pipe.predict(Xm_test)))
+print("largest probability difference: "
+      f"{np.abs(proba - impute_pipe.predict_proba(Xm_test)).max():.1e}")
+
+# The imputer alone: its output is named "imputed".
+imputer = impute_pipe[0]
+session = ort.InferenceSession(to_onnx(imputer, Xm_test[:1]).SerializeToString(),
+                               providers=["CPUExecutionProvider"])
+imputed, = session.run(["imputed"], {"X": Xm_test})
+want = imputer.transform(Xm_test)
+observed = ~np.isnan(Xm_test)
+print("observed pixels unchanged:",
+      np.array_equal(imputed[:, :64][observed], Xm_test[observed]))
+print(f"largest imputed-pixel difference: {np.abs(imputed - want).max():.1e} "
+      "(pixels range from 0 to 16)")
