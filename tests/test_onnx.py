@@ -469,7 +469,7 @@ def test_imputer_missing_values_placeholder(tables, dtype):
     X = np.where(np.isnan(X), -1, X).astype(dtype)
     imputer = _imputer(missing_values=-1).fit(X)
     _, (imputed,) = run(skl2onnx.to_onnx(imputer, X[:1]), X)
-    want = imputer.transform(X)
+    want = imputer.transform(X)  # float64 (skdae replaces -1 by NaN first)
     assert not (imputed == -1).any()
     assert_float32_parity(imputed, want.astype(dtype), dtype)
 
@@ -509,13 +509,20 @@ def test_tabular_dataframe_input(tables):
     pd = pytest.importorskip("pandas")
     df = pd.DataFrame(tables["wine"][0][:, :6].astype(np.float32),
                       columns=list("abcdef"))
+
+    def codes(model, frame):
+        onx = skl2onnx.to_onnx(model, frame[:1])  # one input per column
+        assert len(onx.graph.input) == frame.shape[1]
+        session = ort.InferenceSession(onx.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        return session.run(None, {c: frame[[c]].to_numpy() for c in frame})[0]
+
     dae = _tabular().fit(df)
-    onx = skl2onnx.to_onnx(dae, df[:1])  # one input per column
-    assert len(onx.graph.input) == 6
-    session = ort.InferenceSession(onx.SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
-    codes, = session.run(None, {c: df[[c]].to_numpy() for c in df})
-    assert_float32_parity(codes, dae.transform(df), np.float32)
+    assert_float32_parity(codes(dae, df), dae.transform(df), np.float32)
+    # An integer column: a graph in double, the column read exactly.
+    df["k"] = 2**30 + np.arange(df.shape[0]) % 5
+    dae = _tabular().fit(df)
+    assert_float32_parity(codes(dae, df), dae.transform(df), np.float64)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
