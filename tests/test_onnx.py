@@ -366,14 +366,11 @@ def tables():
     with 10% NaN; the random table also has a constant and an empty column."""
     from sklearn.datasets import load_digits, load_wine
     rng = np.random.RandomState(0)
-    out = {}
-    for name, (X, y) in [("digits", load_digits(return_X_y=True)),
-                         ("wine", load_wine(return_X_y=True))]:
-        X, y = X[::3] if name == "digits" else X, y[::3] if name == "digits" \
-            else y
-        X = X.copy()
+    X_digits, y_digits = load_digits(return_X_y=True)
+    out = {"digits": (X_digits[::3], y_digits[::3]),
+           "wine": load_wine(return_X_y=True)}
+    for X, _ in out.values():
         X[rng.uniform(size=X.shape) < 0.1] = np.nan
-        out[name] = X, y
     X = rng.normal(size=(120, 6)) * [1, 10, 0.1, 1, 1, 1] + [0, 5, 0, 0, 0, 0]
     X[rng.uniform(size=X.shape) < 0.1] = np.nan
     X[:, 4] = 0.1  # constant where observed (its mean is not exactly 0.1)
@@ -470,6 +467,8 @@ def test_imputer_missing_values_placeholder(tables, dtype):
     imputer = _imputer(missing_values=-1).fit(X)
     _, (imputed,) = run(skl2onnx.to_onnx(imputer, X[:1]), X)
     want = imputer.transform(X)  # float64 (skdae replaces -1 by NaN first)
+    observed = X != -1
+    assert_array_equal(imputed[observed], X[observed])
     assert not (imputed == -1).any()
     assert_float32_parity(imputed, want.astype(dtype), dtype)
 
