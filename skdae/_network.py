@@ -54,6 +54,16 @@ from ._training import batch_size_for, keep_optimizer_state, run_epochs
 
 # Rows per chunk when predicting many samples: bounds the temporaries.
 _CHUNK_ELEMENTS = 2**22
+# Below this many floating-point operations per block, the blocks of a map
+# run one after the other in the calling thread: handing a block to a pool
+# thread and waiting for it costs tens of microseconds, more than a small
+# block's products (the imputer's 64-unit layers at batch 64 spent most of
+# a step in the pool's queue). Where a block runs never changes its result.
+_MIN_PARALLEL_FLOP = 4e6
+# The jitted kernels without their Python shape checks: the engine checks
+# its shapes once per call (``_check_shapes``) and sizes its own buffers.
+_bias_activate = K.bias_activate.kernel
+_hidden_delta = K.hidden_delta.kernel
 
 
 class Head:
@@ -190,9 +200,27 @@ class Workspace:
         self.weight_tasks = [(k, units) for k, W in enumerate(coefs)
                              for units in blocks(W.shape[0], UNITS_PER_BLOCK)]
         self.arange = np.arange(batch_size)
+        # Work per block of the two maps of a minibatch, in FLOP.
+        self._row_flop = 4.0 * sum(W.size for W in coefs)
+        self._unit_flop = [2.0 * min(W.shape[0], UNITS_PER_BLOCK) * W.shape[1]
+                           for W in coefs]
+        self._row_blocks = {}
         # Stand-ins for absent weights and noise.
         self.no_weights = np.ones((1, 1), dtype=dtype)
         self.no_noise = Corruption("none", 0.0, 0)
+
+    def row_blocks(self, n):
+        """The row blocks of a minibatch of ``n`` rows (cached)."""
+        found = self._row_blocks.get(n)
+        if found is None:
+            found = self._row_blocks[n] = blocks(n, self.rows_per_block)
+        return found
+
+    def map(self, func, items, flop_per_item):
+        """``runner.map``, or a plain loop where blocks are too small."""
+        if flop_per_item < _MIN_PARALLEL_FLOP or len(items) == 1:
+            return [func(item) for item in items]
+        return self.runner.map(func, items)
 
     def products(self, r, k):
         """Where the products of layer ``k`` go: its activations' buffer."""
@@ -247,7 +275,8 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
     n_layers = len(coefs)
     if noise is None:
         noise = ws.no_noise
-    _check_shapes(coefs, head, X, targets, target_weights, noise)
+    _check_shapes(coefs, intercepts, head, X, targets, target_weights, noise,
+                  ws, n)
     missing = noise.input_missing
     has_missing = missing is not None
     sparse_batch = None
@@ -278,7 +307,7 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
         T, target_rows = targets, rows
         TW = target_weights if target_weights is not None else ws.no_weights
     has_weights = target_weights is not None
-    row_blocks = blocks(n, ws.rows_per_block)
+    row_blocks = ws.row_blocks(n)
 
     def forward_backward_rows(b):
         r = row_blocks[b]
@@ -301,7 +330,7 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
             K.csr_matmul_t(data, indices, ptr, coefs[0].T, ws.products(r, 0))
         for k in range(n_layers - 1):
             H = ws.hidden[k][r]
-            K.bias_activate(H, intercepts[k], activations[k])
+            _bias_activate(H, intercepts[k], activations[k])
             np.matmul(H, coefs[k + 1], out=ws.products(r, k + 1))
         delta = ws.deltas[-1][r]
         loss_sum = HK.head_delta(
@@ -312,8 +341,8 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
         for k in range(n_layers - 1, 0, -1):
             delta_below = ws.deltas[k - 1][r]
             np.matmul(delta, coefs[k].T, out=delta_below)
-            K.hidden_delta(delta_below, ws.hidden[k - 1][r],
-                           activations[k - 1], ws.bias_parts[k - 1][b])
+            _hidden_delta(delta_below, ws.hidden[k - 1][r],
+                          activations[k - 1], ws.bias_parts[k - 1][b])
             delta = delta_below
         return loss_sum
 
@@ -333,7 +362,8 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
         if after_gradient is not None:
             after_gradient(k, units)
 
-    losses = ws.runner.map(forward_backward_rows, range(len(row_blocks)))
+    losses = ws.map(forward_backward_rows, range(len(row_blocks)),
+                    ws._row_flop * ws.rows_per_block)
     tasks = ws.weight_tasks
     if sparse_batch is not None:
         tasks = [(0, None)] + [t for t in tasks if t[0] > 0]
@@ -342,7 +372,7 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
     n_blocks = len(row_blocks)
     for parts, grad in zip(ws.bias_parts, ws.grad_intercepts):
         np.sum(parts[:n_blocks], axis=0, out=grad)
-    ws.runner.map(weight_gradients, tasks)
+    ws.map(weight_gradients, tasks, n * np.mean(ws._unit_flop))
     return float(sum(losses))
 
 
@@ -424,9 +454,17 @@ def train(estimator, coefs, intercepts, activations, head, X, targets,
     return converged
 
 
-def _check_shapes(coefs, head, X, targets, target_weights, noise):
+def _check_shapes(coefs, intercepts, head, X, targets, target_weights, noise,
+                  ws, n_rows):
     """O(1) checks that keep the kernels (no bounds checks) in bounds."""
     dtype = coefs[0].dtype
+    if (len(intercepts) != len(coefs) or len(ws.deltas) != len(coefs)
+            or any(b.shape != (W.shape[1],) or W.shape != G.shape
+                   for W, b, G in zip(coefs, intercepts, ws.grad_coefs))):
+        raise ValueError("The intercepts or the Workspace do not fit coefs.")
+    if n_rows > ws.arange.shape[0]:
+        raise ValueError(f"A minibatch of {n_rows} rows exceeds the "
+                         f"Workspace's {ws.arange.shape[0]}.")
     n = X.shape[0]
     for name, a, width in (("X", X, coefs[0].shape[0]),
                            ("targets", targets, head.n_targets),
