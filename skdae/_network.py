@@ -62,8 +62,25 @@ _CHUNK_ELEMENTS = 2**22
 _MIN_PARALLEL_FLOP = 4e6
 # The jitted kernels without their Python shape checks: the engine checks
 # its shapes once per call (``_check_shapes``) and sizes its own buffers.
-_bias_activate = K.bias_activate.kernel
+_bias_add_activate = K.bias_activate.kernel
 _hidden_delta = K.hidden_delta.kernel
+_TANH = K.ACTIVATION_CODES["tanh"]
+_IDENTITY = K.ACTIVATION_CODES["identity"]
+
+
+def bias_activate(A, bias, activation):
+    """In place: ``A = activation(A + bias)`` (a 2-D C-contiguous array).
+
+    As ``_kernels.bias_activate``, except that tanh is NumPy's: Numba
+    compiles ``np.tanh`` to one libm call per element (~70 ns, measured
+    against NumPy's SIMD loop at ~1 ns in float32 and ~6 ns in float64), so
+    the bias is added by the kernel and the tanh taken by NumPy.
+    """
+    if activation == _TANH:
+        _bias_add_activate(A, bias, _IDENTITY)
+        np.tanh(A, out=A)
+    else:
+        _bias_add_activate(A, bias, activation)
 
 
 class Head:
@@ -330,7 +347,7 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
             K.csr_matmul_t(data, indices, ptr, coefs[0].T, ws.products(r, 0))
         for k in range(n_layers - 1):
             H = ws.hidden[k][r]
-            _bias_activate(H, intercepts[k], activations[k])
+            bias_activate(H, intercepts[k], activations[k])
             np.matmul(H, coefs[k + 1], out=ws.products(r, k + 1))
         delta = ws.deltas[-1][r]
         loss_sum = HK.head_delta(
@@ -498,7 +515,8 @@ def _layer(H, W, b, activation):
     A = H @ W
     A = np.ascontiguousarray(A.toarray() if sp.issparse(A) else A)
     if activation is not None:
-        K.bias_activate(A, b, activation)
+        K._check_bias_activate(A, b, activation)
+        bias_activate(A, b, activation)
     return A
 
 
