@@ -142,21 +142,6 @@ def mask_csr_groups(data, indices, indptr, out, corrupted, seed, first_row,
 # Output head
 # --------------------------------------------------------------------------
 @_jit
-def _entry_weights(w_row, TW, r, has_weights, corrupted, i, emphasis,
-                   uncorrupted_weight, target_group):
-    """Loss weight of every target entry of row ``r`` (batch row ``i``)."""
-    one = w_row.dtype.type(1.0)
-    uw = w_row.dtype.type(uncorrupted_weight)
-    for t in range(w_row.shape[0]):
-        w = TW[r, t] if has_weights else one
-        if emphasis:
-            c = target_group[t]
-            if c >= 0 and corrupted[i, c] == 0:
-                w *= uw
-        w_row[t] = w
-
-
-@_jit
 def head_delta(A, bias, T, rows, TW, has_weights, corrupted, emphasis,
                uncorrupted_weight, kinds, starts, stops, targets, target_group,
                grad_bias):
@@ -175,15 +160,28 @@ def head_delta(A, bias, T, rows, TW, has_weights, corrupted, emphasis,
     Returns the weighted loss summed over the rows.
     """
     zero = A.dtype.type(0.0)
-    w_row = np.ones(target_group.shape[0], dtype=A.dtype)
+    one = A.dtype.type(1.0)
+    uw = A.dtype.type(uncorrupted_weight)
+    n_targets = target_group.shape[0]
+    w_row = np.ones(n_targets, dtype=A.dtype)
     col_loss = np.zeros(A.shape[1], dtype=A.dtype)
     grad_bias[:] = 0.0
     total = 0.0
     for i in range(A.shape[0]):
         r = rows[i]
-        if has_weights or emphasis:
-            _entry_weights(w_row, TW, r, has_weights, corrupted, i, emphasis,
-                           uncorrupted_weight, target_group)
+        # The loss weight of every target entry of the row (all ones
+        # without weights and emphasis).
+        if has_weights:
+            for t in range(n_targets):
+                w_row[t] = TW[r, t]
+        elif emphasis:
+            for t in range(n_targets):
+                w_row[t] = one
+        if emphasis:
+            for t in range(n_targets):
+                c = target_group[t]
+                if c >= 0 and corrupted[i, c] == 0:
+                    w_row[t] *= uw
         for g in range(kinds.shape[0]):
             a0, b0, t0 = starts[g], stops[g], targets[g]
             kind = kinds[g]

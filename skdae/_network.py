@@ -217,11 +217,15 @@ class Workspace:
         self.weight_tasks = [(k, units) for k, W in enumerate(coefs)
                              for units in blocks(W.shape[0], UNITS_PER_BLOCK)]
         self.arange = np.arange(batch_size)
-        # Work per block of the two maps of a minibatch, in FLOP.
-        self._row_flop = 4.0 * sum(W.size for W in coefs)
-        self._unit_flop = [2.0 * min(W.shape[0], UNITS_PER_BLOCK) * W.shape[1]
-                           for W in coefs]
+        # Work per block of the two maps of a minibatch, in FLOP (per row of
+        # the minibatch for a block of weight rows).
+        self._row_flop = 4.0 * sum(W.size for W in coefs) * rows_per_block
+        self._unit_flop = 2.0 * np.mean(
+            [min(W.shape[0], UNITS_PER_BLOCK) * W.shape[1] for W in coefs])
         self._row_blocks = {}
+        # What forward_backward checks its arguments against.
+        self._shapes = [W.shape for W in coefs]
+        self._bias_shapes = [(W.shape[1],) for W in coefs]
         # Stand-ins for absent weights and noise.
         self.no_weights = np.ones((1, 1), dtype=dtype)
         self.no_noise = Corruption("none", 0.0, 0)
@@ -380,7 +384,7 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
             after_gradient(k, units)
 
     losses = ws.map(forward_backward_rows, range(len(row_blocks)),
-                    ws._row_flop * ws.rows_per_block)
+                    ws._row_flop)
     tasks = ws.weight_tasks
     if sparse_batch is not None:
         tasks = [(0, None)] + [t for t in tasks if t[0] > 0]
@@ -388,8 +392,8 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
     # complete when ``after_gradient`` sees a layer.
     n_blocks = len(row_blocks)
     for parts, grad in zip(ws.bias_parts, ws.grad_intercepts):
-        np.sum(parts[:n_blocks], axis=0, out=grad)
-    ws.map(weight_gradients, tasks, n * np.mean(ws._unit_flop))
+        np.add.reduce(parts[:n_blocks], axis=0, out=grad)
+    ws.map(weight_gradients, tasks, n * ws._unit_flop)
     return float(sum(losses))
 
 
@@ -475,10 +479,9 @@ def _check_shapes(coefs, intercepts, head, X, targets, target_weights, noise,
                   ws, n_rows):
     """O(1) checks that keep the kernels (no bounds checks) in bounds."""
     dtype = coefs[0].dtype
-    if (len(intercepts) != len(coefs) or len(ws.deltas) != len(coefs)
-            or any(b.shape != (W.shape[1],) or W.shape != G.shape
-                   for W, b, G in zip(coefs, intercepts, ws.grad_coefs))):
-        raise ValueError("The intercepts or the Workspace do not fit coefs.")
+    if ([W.shape for W in coefs] != ws._shapes
+            or [b.shape for b in intercepts] != ws._bias_shapes):
+        raise ValueError("The coefs or intercepts do not fit the Workspace.")
     if n_rows > ws.arange.shape[0]:
         raise ValueError(f"A minibatch of {n_rows} rows exceeds the "
                          f"Workspace's {ws.arange.shape[0]}.")
