@@ -175,7 +175,7 @@ def speed(X, repeats):
                      f"{min(times[dtype]):.3f}" if n_layers > 1 else "-",
                      f"{np.median(ratios[dtype, n_layers]):.2f}x"])
     print_table(f"Fit time, {n} x {d} (best of {repeats} interleaved rounds; "
-                "s; the ratio is the median of the rounds')",
+                "s; the ratio is the median of the rounds)",
                 ["dtype", "layers", "fit", "dsyrk X^T X", "Cholesky solve",
                  "output X W^T", "fit / (syrk + solve + output)"], rows)
 
