@@ -28,10 +28,11 @@ Each minibatch is split into fixed blocks of rows for the forward and
 backward pass, the weight gradients into fixed blocks of input units, all on
 single-threaded BLAS (``_parallel``): the result is bitwise the same for any
 number of threads. Blocks too small to pay for a thread handoff run in the
-calling thread (``_MIN_PARALLEL_FLOP``); tanh is NumPy's (``bias_activate``). Every buffer lives in a ``Workspace`` allocated once per
-fit; the optimizer (``_optimizers``) applies the gradients. :func:`train`
-runs the whole of it through the epoch loop (``_training.run_epochs``): the
-estimators call it with their network, head, targets and noise.
+calling thread (``_MIN_PARALLEL_FLOP``); tanh is NumPy's (``bias_activate``).
+Every buffer lives in a ``Workspace`` allocated once per fit; the optimizer
+(``_optimizers``) applies the gradients. :func:`train` runs the whole of it
+through the epoch loop (``_training.run_epochs``): the estimators call it
+with their network, head, targets and noise.
 
 These classes are built at fit time from plain arrays and never stored on an
 estimator.
