@@ -142,21 +142,6 @@ def mask_csr_groups(data, indices, indptr, out, corrupted, seed, first_row,
 # Output head
 # --------------------------------------------------------------------------
 @_jit
-def _entry_weights(w_row, TW, r, has_weights, corrupted, i, emphasis,
-                   uncorrupted_weight, target_group):
-    """Loss weight of every target entry of row ``r`` (batch row ``i``)."""
-    one = w_row.dtype.type(1.0)
-    uw = w_row.dtype.type(uncorrupted_weight)
-    for t in range(w_row.shape[0]):
-        w = TW[r, t] if has_weights else one
-        if emphasis:
-            c = target_group[t]
-            if c >= 0 and corrupted[i, c] == 0:
-                w *= uw
-        w_row[t] = w
-
-
-@_jit
 def head_delta(A, bias, T, rows, TW, has_weights, corrupted, emphasis,
                uncorrupted_weight, kinds, starts, stops, targets, target_group,
                grad_bias):
@@ -175,25 +160,38 @@ def head_delta(A, bias, T, rows, TW, has_weights, corrupted, emphasis,
     Returns the weighted loss summed over the rows.
     """
     zero = A.dtype.type(0.0)
-    w_row = np.ones(target_group.shape[0], dtype=A.dtype)
+    one = A.dtype.type(1.0)
+    uw = A.dtype.type(uncorrupted_weight)
+    n_targets = target_group.shape[0]
+    w_row = np.ones(n_targets, dtype=A.dtype)
     col_loss = np.zeros(A.shape[1], dtype=A.dtype)
     grad_bias[:] = 0.0
     total = 0.0
     for i in range(A.shape[0]):
         r = rows[i]
-        if has_weights or emphasis:
-            _entry_weights(w_row, TW, r, has_weights, corrupted, i, emphasis,
-                           uncorrupted_weight, target_group)
+        # The loss weight of every target entry of the row (all ones
+        # without weights and emphasis).
+        if has_weights:
+            for t in range(n_targets):
+                w_row[t] = TW[r, t]
+        elif emphasis:
+            for t in range(n_targets):
+                w_row[t] = one
+        if emphasis:
+            for t in range(n_targets):
+                c = target_group[t]
+                if c >= 0 and corrupted[i, c] == 0:
+                    w_row[t] *= uw
         for g in range(kinds.shape[0]):
             a0, b0, t0 = starts[g], stops[g], targets[g]
             kind = kinds[g]
-            # Views of the group, indexed from 0: with offsets such as
-            # ``t0 + u - a0`` Numba's negative-index check stayed in the
-            # loop and blocked vectorization (10x slower).
-            a = A[i, a0:b0]
-            c = col_loss[a0:b0]
-            bg = bias[a0:b0]
             if kind == _SQUARED or kind == _SIGMOID_CE:
+                # Views of the group, indexed from 0: with offsets such as
+                # ``t0 + u - a0`` Numba's negative-index check stayed in the
+                # loop and blocked vectorization (10x slower).
+                a = A[i, a0:b0]
+                c = col_loss[a0:b0]
+                bg = bias[a0:b0]
                 x = T[r, t0:t0 + b0 - a0]
                 w = w_row[t0:t0 + b0 - a0]
                 if kind == _SQUARED:
@@ -207,23 +205,31 @@ def head_delta(A, bias, T, rows, TW, has_weights, corrupted, emphasis,
                         a[v] = w[v] * (z - x[v])
                         c[v] += w[v] * loss
                 continue
+            # Softmax groups are short (a categorical's categories): plain
+            # indexing, no views (creating ~5 views per group and row cost
+            # more than the arithmetic), one exponential per unit.
             wt = w_row[t0]
             if wt == zero:
-                a[:] = zero
+                for u in range(a0, b0):
+                    A[i, u] = zero
                 continue
-            y = np.int64(T[r, t0])
-            top = a[0] + bg[0]
-            for v in range(a.shape[0]):
-                a[v] = a[v] + bg[v]
-                top = max(top, a[v])
+            y = a0 + np.int64(T[r, t0])
+            top = A[i, a0] + bias[a0]
+            for u in range(a0, b0):
+                z = A[i, u] + bias[u]
+                A[i, u] = z
+                top = max(top, z)
+            zy = A[i, y]
             norm = zero
-            for v in range(a.shape[0]):
-                norm += _exp_le0(a[v] - top)
-            c[0] += wt * (top + np.log(norm) - a[y])
+            for u in range(a0, b0):
+                e = _exp_le0(A[i, u] - top)
+                A[i, u] = e
+                norm += e
+            col_loss[a0] += wt * (top + np.log(norm) - zy)
             inv = wt / norm
-            for v in range(a.shape[0]):
-                a[v] = _exp_le0(a[v] - top) * inv
-            a[y] -= wt
+            for u in range(a0, b0):
+                A[i, u] = A[i, u] * inv
+            A[i, y] -= wt
         for u in range(A.shape[1]):
             grad_bias[u] += A[i, u]
         # Per-unit sums in the dtype of A, flushed into a float64 total every

@@ -15,6 +15,7 @@ from sklearn.utils.validation import (
 
 from . import _kernels as K
 from ._base import IntInterval, check_finite_if_assumed
+from ._network import bias_activate
 from ._repr import DocumentationLinkMixin
 from ._scatter import add_statistics, layer_statistics, solve_layer
 
@@ -463,7 +464,8 @@ class MarginalizedDenoisingAutoencoder(TransformerMixin, DocumentationLinkMixin,
                            X.indptr, coef, H)
         else:
             H = np.asarray(X @ coef.T, dtype=coef.dtype, order="C")
-        K.bias_activate(H, intercept, code)
+        K._check_bias_activate(H, intercept, code)
+        bias_activate(H, intercept, code)
         return H
 
     def _encode(self, X, coefs, intercepts):

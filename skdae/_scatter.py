@@ -47,18 +47,27 @@ def _float64_rows(X, rows):
     return np.ascontiguousarray(X[rows], dtype=np.float64)
 
 
-def dense_scatter(X):
-    """``X^T X`` in float64 (upper and lower triangle) of a dense array."""
+def dense_scatter(X, col_sum=None):
+    """``X^T X`` in float64 (upper and lower triangle) of a dense array.
+
+    If ``col_sum`` (float64, (n_features,)) is given, the column sums of X
+    are added to it from the same float64 chunks (float32 input is then
+    converted once, not twice).
+    """
     n, d = X.shape
     chunks = blocks(n, ROWS_PER_CHUNK)
     n_lanes = min(N_LANES, len(chunks)) if d <= MAX_LANED_WIDTH else 1
     sums = [np.zeros((d, d), order="F") for _ in range(n_lanes)]
+    col_sums = np.zeros((n_lanes, d))
 
     def accumulate(lane):
         for rows in chunks[lane::n_lanes]:
+            A = _float64_rows(X, rows)
             # syrk on the transposed (Fortran-ordered) view: C += A^T A, upper.
-            dsyrk(1.0, _float64_rows(X, rows).T, beta=1.0, c=sums[lane],
-                  trans=0, lower=0, overwrite_c=1)
+            dsyrk(1.0, A.T, beta=1.0, c=sums[lane], trans=0, lower=0,
+                  overwrite_c=1)
+            if col_sum is not None:
+                col_sums[lane] += A.sum(axis=0)
 
     if n_lanes == 1:
         accumulate(0)
@@ -69,6 +78,9 @@ def dense_scatter(X):
     S = sums[0]
     for other in sums[1:]:
         S += other
+    if col_sum is not None:
+        for part in col_sums:  # in a fixed order
+            col_sum += part
     upper = np.triu_indices(d, 1)
     S.T[upper] = S[upper]
     return np.ascontiguousarray(S)
@@ -113,11 +125,11 @@ def layer_statistics(X, targets, subsets):
         cross = None if plain else Xc.T @ Xc[:, targets].toarray()
     else:
         col_sum = np.zeros(d)
-        for rows in blocks(n, ROWS_PER_CHUNK):
-            col_sum += _float64_rows(X, rows).sum(axis=0)
         if plain:
-            scatter, cross = [dense_scatter(X)], None
+            scatter, cross = [dense_scatter(X, col_sum)], None
         else:
+            for rows in blocks(n, ROWS_PER_CHUNK):
+                col_sum += _float64_rows(X, rows).sum(axis=0)
             scatter = [dense_scatter(X[:, g]) for g in subsets]
             cross = np.zeros((d, len(targets)))
             for rows in blocks(n, ROWS_PER_CHUNK):

@@ -6,6 +6,7 @@ import scipy.sparse as sp
 
 from skdae import _head_kernels as HK
 from skdae import _kernels as K
+from skdae import _network
 from skdae._network import (
     Corruption,
     Head,
@@ -454,7 +455,10 @@ def test_softmax_classifier_head_gradients():
 # Determinism, float32, inference
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bitwise_identical_across_thread_counts(dtype):
+def test_bitwise_identical_across_thread_counts(dtype, monkeypatch):
+    # Every block through the pool, however small (by default small blocks
+    # run in the calling thread, which must not change the result either).
+    monkeypatch.setattr(_network, "_MIN_PARALLEL_FLOP", 0.0)
     rng = np.random.RandomState(6)
     n = 300
     X, T, TW, missing, head, starts, stops, ind = _mixed_problem(n=n,
@@ -465,14 +469,17 @@ def test_bitwise_identical_across_thread_counts(dtype):
                        uncorrupted_weight=0.5, input_missing=missing)
     rows = rng.permutation(n)[:200]
     results = []
-    for n_threads in (1, 2):
+    for n_threads in (1, 2, 2):
+        if len(results) == 2:  # the default: small blocks in this thread
+            monkeypatch.undo()
         loss, ws = _engine(coefs, intercepts, acts, head, X, rows, T, TW,
                            noise, 3, n_threads)
         results.append((loss, [g.copy() for g in ws.grad_coefs
                                + ws.grad_intercepts]))
-    assert results[0][0] == results[1][0]
-    for a, b in zip(results[0][1], results[1][1]):
-        np.testing.assert_array_equal(a, b)
+    for other in results[1:]:
+        assert results[0][0] == other[0]
+        for a, b in zip(results[0][1], other[1]):
+            np.testing.assert_array_equal(a, b)
     assert all(g.dtype == dtype for g in results[0][1])
 
 
