@@ -157,6 +157,24 @@ def _check_bias_activate(A, bias, kind):
     _check_bias("bias_activate", A, bias)
 
 
+def _check_columns(kernel):
+    def check(A, bias, kind, start, stop):
+        _check_bias(kernel, A, bias)
+        _check_range(kernel, start, stop, A.shape[1])
+    return check
+
+
+def _check_range(kernel, start, stop, n_columns):
+    if not 0 <= start <= stop <= n_columns:
+        _fail(kernel, f"columns {start}:{stop} are not within the "
+              f"{n_columns} columns")
+
+
+def _check_hidden_delta_columns(dH, H, kind, grad_bias, start, stop):
+    _check_hidden_delta(dH, H, kind, grad_bias)
+    _check_range("hidden_delta_columns", start, stop, dH.shape[1])
+
+
 def _check_bias_output(A, bias, loss):
     _check_bias("bias_output", A, bias)
 
@@ -179,6 +197,16 @@ def _check_output_delta(A, bias, X, rows, seed, first_row, kind, level,
         _fail("output_delta", f"X has shape {X.shape}, needs "
               f"{A.shape[1]} columns")
     _check_rows("output_delta", rows, A.shape[0], X.shape[0])
+
+
+def _check_output_delta_columns(A, bias, X, rows, seed, first_row, kind,
+                                level, uncorrupted_weight, loss, grad_bias,
+                                col_loss, flags, has_missing, start, stop):
+    _check_output_delta(A, bias, X, rows, seed, first_row, kind, level,
+                        uncorrupted_weight, loss, grad_bias, flags,
+                        has_missing)
+    _check_shape("output_delta_columns", "col_loss", col_loss, bias.shape)
+    _check_range("output_delta_columns", start, stop, A.shape[1])
 
 
 def _check_row_losses(A, bias, X, loss, out):
@@ -404,38 +432,61 @@ def _derivative(h, kind):
 @_jit
 def bias_activate(A, bias, kind):
     """In place: ``A[i, j] = activation(A[i, j] + bias[j])``."""
+    _bias_activate_columns(A, bias, kind, 0, A.shape[1])
+
+
+@_jit
+def _bias_activate_columns(A, bias, kind, start, stop):
+    """``bias_activate`` on the columns ``start:stop`` of A only."""
     # One loop per activation: a branch inside the loop would block SIMD.
     for i in range(A.shape[0]):
         if kind == _SIGMOID:
-            for j in range(A.shape[1]):
+            for j in range(start, stop):
                 A[i, j] = _sigmoid(A[i, j] + bias[j])
         elif kind == _TANH:
-            for j in range(A.shape[1]):
+            for j in range(start, stop):
                 A[i, j] = np.tanh(A[i, j] + bias[j])
         elif kind == _RELU:
-            for j in range(A.shape[1]):
+            for j in range(start, stop):
                 A[i, j] = _activate(A[i, j] + bias[j], _RELU)
         else:
-            for j in range(A.shape[1]):
+            for j in range(start, stop):
                 A[i, j] = A[i, j] + bias[j]
+
+
+bias_activate_columns = _guarded(_check_columns("bias_activate_columns"))(_bias_activate_columns)
 
 
 @_guarded(_check_hidden_delta)
 @_jit
 def hidden_delta(dH, H, kind, grad_bias):
     """In place: ``dH *= activation'(H)``; ``grad_bias`` gets its column sums."""
-    grad_bias[:] = 0.0
+    _hidden_delta_columns(dH, H, kind, grad_bias, 0, dH.shape[1])
+
+
+@_jit
+def _hidden_delta_columns(dH, H, kind, grad_bias, start, stop):
+    """``hidden_delta`` on the columns ``start:stop`` of dH only.
+
+    ``grad_bias`` has one entry per column of dH; only ``start:stop`` are
+    written. Each column is summed over the rows in order, so the result
+    does not depend on how the columns are split into ranges.
+    """
+    grad_bias[start:stop] = 0.0
     for i in range(dH.shape[0]):
         if kind == _SIGMOID:
-            for j in range(dH.shape[1]):
+            for j in range(start, stop):
                 g = dH[i, j] * _derivative(H[i, j], _SIGMOID)
                 dH[i, j] = g
                 grad_bias[j] += g
         else:
-            for j in range(dH.shape[1]):
+            for j in range(start, stop):
                 g = dH[i, j] * _derivative(H[i, j], kind)
                 dH[i, j] = g
                 grad_bias[j] += g
+
+
+hidden_delta_columns = _guarded(_check_hidden_delta_columns)(_hidden_delta_columns)
 
 
 # --------------------------------------------------------------------------
@@ -491,6 +542,24 @@ def output_delta(A, bias, X, rows, seed, first_row, kind, level,
 
     Returns the sum over the batch of the weighted per-sample losses.
     """
+    col_loss = np.empty(A.shape[1])
+    _output_delta_columns(A, bias, X, rows, seed, first_row, kind, level,
+                         uncorrupted_weight, loss, grad_bias, col_loss,
+                         flags, has_missing, 0, A.shape[1])
+    return col_loss.sum()
+
+
+@_jit
+def _output_delta_columns(A, bias, X, rows, seed, first_row, kind, level,
+                         uncorrupted_weight, loss, grad_bias, col_loss,
+                         flags, has_missing, start, stop):
+    """``output_delta`` on the columns ``start:stop`` only.
+
+    ``grad_bias`` and ``col_loss`` (float64) have one entry per column of A;
+    only ``start:stop`` are written: ``col_loss[j]`` is the loss of column
+    ``j`` summed over the rows. Every column is summed over the rows in
+    order, so the results do not depend on how the columns are split.
+    """
     n_features = A.shape[1]
     s = np.uint64(seed)
     emphasis = uncorrupted_weight != 1.0 and (
@@ -499,28 +568,28 @@ def output_delta(A, bias, X, rows, seed, first_row, kind, level,
     uw = A.dtype.type(uncorrupted_weight)
     weight = np.ones(n_features, dtype=A.dtype)
     targets = np.empty(n_features if has_missing else 0, dtype=A.dtype)
-    # Per-column sums in the dtype of A, flushed into a float64 total every
-    # 64 rows: a running scalar sum is a serial dependency that keeps LLVM
-    # from vectorizing the loop (without fastmath), and float64 columns
-    # would halve the SIMD width of float32 work.
-    col_loss = np.zeros(n_features, dtype=A.dtype)
-    total = 0.0
-    grad_bias[:] = 0.0
+    # Per-column sums in the dtype of A, flushed into float64 every 64 rows:
+    # a running scalar sum is a serial dependency that keeps LLVM from
+    # vectorizing the loop (without fastmath), and float64 sums would halve
+    # the SIMD width of float32 work.
+    partial = np.zeros(n_features, dtype=A.dtype)
+    col_loss[start:stop] = 0.0
+    grad_bias[start:stop] = 0.0
     for i in range(A.shape[0]):
         r = rows[i]
         if emphasis and flags is not None:
-            for j in range(n_features):
+            for j in range(start, stop):
                 weight[j] = _ONE if flags[i, j] else uw
         elif emphasis:
             base = np.uint64((first_row + i) * n_features)
-            for j in range(n_features):
+            for j in range(start, stop):
                 u = _uniform(s, base + np.uint64(j))
                 weight[j] = uw if u >= level else _ONE
         if has_missing:
             # One extra pass over the row, only for data with missing entries:
             # the loops below then see a finite target of weight 0.
-            _missing_targets(X[r], weight, emphasis, targets)
-            for j in range(n_features):
+            _missing_targets(X[r], weight, emphasis, targets, start, stop)
+            for j in range(start, stop):
                 a = A[i, j] + bias[j]
                 x = targets[j]
                 if loss == _CROSS_ENTROPY:
@@ -532,9 +601,9 @@ def output_delta(A, bias, X, rows, seed, first_row, kind, level,
                 g = w * (z - x)
                 A[i, j] = g
                 grad_bias[j] += g
-                col_loss[j] += w * elementwise
+                partial[j] += w * elementwise
         elif loss == _CROSS_ENTROPY:
-            for j in range(n_features):
+            for j in range(start, stop):
                 a = A[i, j] + bias[j]
                 x = X[r, j]
                 elementwise, z = _cross_entropy(a, x)
@@ -542,27 +611,29 @@ def output_delta(A, bias, X, rows, seed, first_row, kind, level,
                 g = w * (z - x)
                 A[i, j] = g
                 grad_bias[j] += g
-                col_loss[j] += w * elementwise
+                partial[j] += w * elementwise
         else:
-            for j in range(n_features):
+            for j in range(start, stop):
                 a = A[i, j] + bias[j]
                 d = a - X[r, j]
                 w = weight[j]
                 g = w * d
                 A[i, j] = g
                 grad_bias[j] += g
-                col_loss[j] += w * (_HALF * d * d)
+                partial[j] += w * (_HALF * d * d)
         if i % 64 == 63 or i == A.shape[0] - 1:
-            for j in range(n_features):
-                total += col_loss[j]
-                col_loss[j] = 0.0
-    return total
+            for j in range(start, stop):
+                col_loss[j] += partial[j]
+                partial[j] = 0.0
+
+
+output_delta_columns = _guarded(_check_output_delta_columns)(_output_delta_columns)
 
 
 @_jit
-def _missing_targets(x_row, weight, emphasis, targets):
+def _missing_targets(x_row, weight, emphasis, targets, start, stop):
     """Targets of one row with NaN (missing) as 0, their weights set to 0."""
-    for j in range(x_row.shape[0]):
+    for j in range(start, stop):
         x = x_row[j]
         missing = x != x
         targets[j] = 0.0 if missing else x

@@ -10,13 +10,14 @@ same for any number of threads, and the elementwise work runs in parallel
 too. Only one pool is ever busy: BLAS is limited to one thread meanwhile.
 """
 
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from sklearn import config_context, get_config
+from sklearn import get_config, set_config
 from threadpoolctl import ThreadpoolController, threadpool_info
 
 # Rows of a minibatch per block in the forward / backward pass, and hidden
@@ -138,17 +139,27 @@ class _SingleThreadedBLAS:
 _single_threaded_blas = _SingleThreadedBLAS()
 
 
+_pool_thread = threading.local()
+
+
 def _in_callers_state(func, errstate, config):
     """``func`` run with the caller's numpy error state and sklearn config.
 
     Both are per thread (numpy's on numpy 1.x; numpy 2 keeps it in a
     context variable, scikit-learn in a thread-local), so a pool thread
     would otherwise see the defaults: warnings the caller silenced, or
-    checks (``assume_finite``) the caller turned off.
+    checks (``assume_finite``) the caller turned off. The pool's threads
+    belong to one ``BlockRunner``: the state is set in them for good, and
+    only when it changed (setting it costs more than a small block).
     """
-    def run(item):
-        with np.errstate(**errstate), config_context(**config):
-            return func(item)
+    state = (errstate, config)
+
+    def run():
+        if getattr(_pool_thread, "state", None) != state:
+            np.seterr(**errstate)
+            set_config(**config)
+            _pool_thread.state = state
+        return func()
     return run
 
 
@@ -169,8 +180,9 @@ class BlockRunner:
             # A library whose limit is per thread is limited in the pool's
             # threads too (they end with the pool: nothing to restore).
             limit = _single_threaded_blas._limit_this_thread
+            # The calling thread is one of the n_threads (see ``map``).
             self._executor = ThreadPoolExecutor(
-                self.n_threads, initializer=limit if per_thread else None,
+                self.n_threads - 1, initializer=limit if per_thread else None,
                 initargs=(False,) if per_thread else ())
         return self
 
@@ -183,12 +195,35 @@ class BlockRunner:
     def map(self, func, items):
         """Call ``func`` on every item; returns the results in order.
 
-        Each call runs with the caller's numpy error state
-        (``np.errstate``) and scikit-learn configuration, whatever the
-        numpy version and the thread it runs on.
+        The calling thread works too: it and the pool's threads take the
+        next item until none is left, so a map costs one hand-off per pool
+        thread, not one per item. Each call runs with the caller's numpy
+        error state (``np.errstate``) and scikit-learn configuration,
+        whatever the numpy version and the thread it runs on.
         """
-        if self._executor is None or len(items) == 1:
+        n_items = len(items)
+        if self._executor is None or n_items == 1:
             return [func(item) for item in items]
-        run = _in_callers_state(func, np.geterr(), get_config())
-        futures = [self._executor.submit(run, item) for item in items]
-        return [future.result() for future in futures]
+        results = [None] * n_items
+        # itertools.count is one C call: two threads never get one number.
+        counter = itertools.count()
+
+        def work():
+            for k in iter(counter.__next__, None):
+                if k >= n_items:
+                    return
+                results[k] = func(items[k])
+
+        run = _in_callers_state(work, np.geterr(), get_config())
+        futures = [self._executor.submit(run)
+                   for _ in range(min(self.n_threads, n_items) - 1)]
+        try:
+            work()
+        finally:
+            # The pool's blocks finish before anything is raised: they
+            # write into buffers that the caller may reuse.
+            for future in futures:
+                future.exception()
+        for future in futures:
+            future.result()
+        return results
