@@ -438,20 +438,25 @@ def bias_activate(A, bias, kind):
 @_jit
 def _bias_activate_columns(A, bias, kind, start, stop):
     """``bias_activate`` on the columns ``start:stop`` of A only."""
-    # One loop per activation: a branch inside the loop would block SIMD.
+    # Loops run over views that start at 0: an index from range(start, stop)
+    # could be negative as far as LLVM knows, and the wraparound check then
+    # keeps the loop from vectorizing. One loop per activation: a branch
+    # inside the loop would block SIMD too.
+    b = bias[start:stop]
     for i in range(A.shape[0]):
+        a = A[i, start:stop]
         if kind == _SIGMOID:
-            for j in range(start, stop):
-                A[i, j] = _sigmoid(A[i, j] + bias[j])
+            for j in range(a.shape[0]):
+                a[j] = _sigmoid(a[j] + b[j])
         elif kind == _TANH:
-            for j in range(start, stop):
-                A[i, j] = np.tanh(A[i, j] + bias[j])
+            for j in range(a.shape[0]):
+                a[j] = np.tanh(a[j] + b[j])
         elif kind == _RELU:
-            for j in range(start, stop):
-                A[i, j] = _activate(A[i, j] + bias[j], _RELU)
+            for j in range(a.shape[0]):
+                a[j] = _activate(a[j] + b[j], _RELU)
         else:
-            for j in range(start, stop):
-                A[i, j] = A[i, j] + bias[j]
+            for j in range(a.shape[0]):
+                a[j] = a[j] + b[j]
 
 
 bias_activate_columns = _guarded(_check_columns("bias_activate_columns"))(_bias_activate_columns)
@@ -472,18 +477,20 @@ def _hidden_delta_columns(dH, H, kind, grad_bias, start, stop):
     written. Each column is summed over the rows in order, so the result
     does not depend on how the columns are split into ranges.
     """
-    grad_bias[start:stop] = 0.0
+    gb = grad_bias[start:stop]  # views from 0 vectorize (bias_activate)
+    gb[:] = 0.0
     for i in range(dH.shape[0]):
+        d, h = dH[i, start:stop], H[i, start:stop]
         if kind == _SIGMOID:
-            for j in range(start, stop):
-                g = dH[i, j] * _derivative(H[i, j], _SIGMOID)
-                dH[i, j] = g
-                grad_bias[j] += g
+            for j in range(d.shape[0]):
+                g = d[j] * _derivative(h[j], _SIGMOID)
+                d[j] = g
+                gb[j] += g
         else:
-            for j in range(start, stop):
-                g = dH[i, j] * _derivative(H[i, j], kind)
-                dH[i, j] = g
-                grad_bias[j] += g
+            for j in range(d.shape[0]):
+                g = d[j] * _derivative(h[j], kind)
+                d[j] = g
+                gb[j] += g
 
 
 hidden_delta_columns = _guarded(_check_hidden_delta_columns)(_hidden_delta_columns)
@@ -551,8 +558,8 @@ def output_delta(A, bias, X, rows, seed, first_row, kind, level,
 
 @_jit
 def _output_delta_columns(A, bias, X, rows, seed, first_row, kind, level,
-                         uncorrupted_weight, loss, grad_bias, col_loss,
-                         flags, has_missing, start, stop):
+                          uncorrupted_weight, loss, grad_bias, col_loss,
+                          flags, has_missing, start, stop):
     """``output_delta`` on the columns ``start:stop`` only.
 
     ``grad_bias`` and ``col_loss`` (float64) have one entry per column of A;
@@ -560,37 +567,41 @@ def _output_delta_columns(A, bias, X, rows, seed, first_row, kind, level,
     ``j`` summed over the rows. Every column is summed over the rows in
     order, so the results do not depend on how the columns are split.
     """
-    n_features = A.shape[1]
+    n_features, width = A.shape[1], stop - start
     s = np.uint64(seed)
     emphasis = uncorrupted_weight != 1.0 and (
         kind == _MASKING or kind == _SALT_AND_PEPPER or kind == _SWAP
     )
     uw = A.dtype.type(uncorrupted_weight)
-    weight = np.ones(n_features, dtype=A.dtype)
-    targets = np.empty(n_features if has_missing else 0, dtype=A.dtype)
+    # Loops run over views that start at 0, so that they vectorize (see
+    # bias_activate_columns).
+    weight = np.ones(width, dtype=A.dtype)
+    targets = np.empty(width if has_missing else 0, dtype=A.dtype)
+    b, gb, cl = bias[start:stop], grad_bias[start:stop], col_loss[start:stop]
     # Per-column sums in the dtype of A, flushed into float64 every 64 rows:
     # a running scalar sum is a serial dependency that keeps LLVM from
     # vectorizing the loop (without fastmath), and float64 sums would halve
     # the SIMD width of float32 work.
-    partial = np.zeros(n_features, dtype=A.dtype)
-    col_loss[start:stop] = 0.0
-    grad_bias[start:stop] = 0.0
+    partial = np.zeros(width, dtype=A.dtype)
+    cl[:] = 0.0
+    gb[:] = 0.0
     for i in range(A.shape[0]):
-        r = rows[i]
+        a_row, x_row = A[i, start:stop], X[rows[i], start:stop]
         if emphasis and flags is not None:
-            for j in range(start, stop):
-                weight[j] = _ONE if flags[i, j] else uw
+            f_row = flags[i, start:stop]
+            for j in range(width):
+                weight[j] = _ONE if f_row[j] else uw
         elif emphasis:
-            base = np.uint64((first_row + i) * n_features)
-            for j in range(start, stop):
+            base = np.uint64((first_row + i) * n_features + start)
+            for j in range(width):
                 u = _uniform(s, base + np.uint64(j))
                 weight[j] = uw if u >= level else _ONE
         if has_missing:
             # One extra pass over the row, only for data with missing entries:
             # the loops below then see a finite target of weight 0.
-            _missing_targets(X[r], weight, emphasis, targets, start, stop)
-            for j in range(start, stop):
-                a = A[i, j] + bias[j]
+            _missing_targets(x_row, weight, emphasis, targets)
+            for j in range(width):
+                a = a_row[j] + b[j]
                 x = targets[j]
                 if loss == _CROSS_ENTROPY:
                     elementwise, z = _cross_entropy(a, x)
@@ -599,31 +610,31 @@ def _output_delta_columns(A, bias, X, rows, seed, first_row, kind, level,
                     elementwise = _HALF * (a - x) * (a - x)
                 w = weight[j]
                 g = w * (z - x)
-                A[i, j] = g
-                grad_bias[j] += g
+                a_row[j] = g
+                gb[j] += g
                 partial[j] += w * elementwise
         elif loss == _CROSS_ENTROPY:
-            for j in range(start, stop):
-                a = A[i, j] + bias[j]
-                x = X[r, j]
+            for j in range(width):
+                a = a_row[j] + b[j]
+                x = x_row[j]
                 elementwise, z = _cross_entropy(a, x)
                 w = weight[j]
                 g = w * (z - x)
-                A[i, j] = g
-                grad_bias[j] += g
+                a_row[j] = g
+                gb[j] += g
                 partial[j] += w * elementwise
         else:
-            for j in range(start, stop):
-                a = A[i, j] + bias[j]
-                d = a - X[r, j]
+            for j in range(width):
+                a = a_row[j] + b[j]
+                d = a - x_row[j]
                 w = weight[j]
                 g = w * d
-                A[i, j] = g
-                grad_bias[j] += g
+                a_row[j] = g
+                gb[j] += g
                 partial[j] += w * (_HALF * d * d)
         if i % 64 == 63 or i == A.shape[0] - 1:
-            for j in range(start, stop):
-                col_loss[j] += partial[j]
+            for j in range(width):
+                cl[j] += partial[j]
                 partial[j] = 0.0
 
 
@@ -631,9 +642,9 @@ output_delta_columns = _guarded(_check_output_delta_columns)(_output_delta_colum
 
 
 @_jit
-def _missing_targets(x_row, weight, emphasis, targets, start, stop):
+def _missing_targets(x_row, weight, emphasis, targets):
     """Targets of one row with NaN (missing) as 0, their weights set to 0."""
-    for j in range(start, stop):
+    for j in range(x_row.shape[0]):
         x = x_row[j]
         missing = x != x
         targets[j] = 0.0 if missing else x

@@ -13,12 +13,13 @@ too. Only one pool is ever busy: BLAS is limited to one thread meanwhile.
 import itertools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 from sklearn import get_config, set_config
 from threadpoolctl import ThreadpoolController, threadpool_info
+
+from ._handoff import Handoff
 
 # Rows of a minibatch per block in the forward / backward pass, and hidden
 # units per block in the weight-gradient products. Large enough for BLAS to
@@ -164,33 +165,61 @@ def _in_callers_state(func, errstate, config):
 
 
 class BlockRunner:
-    """Runs a function over blocks, serially or on a thread pool.
+    """Runs a function over blocks, serially or on a pool of threads.
 
     Use as a context manager around a training run: it limits BLAS to one
-    thread and owns the pool for the duration.
+    thread and owns the pool's threads for the duration. Hand-offs spin
+    before they sleep (``_handoff``): a minibatch step hands blocks over
+    several times.
     """
 
     def __init__(self, n_threads=1):
         self.n_threads = n_threads
-        self._executor = None
+        self._threads = []
 
     def __enter__(self):
         per_thread = _single_threaded_blas.__enter__()
-        if self.n_threads > 1:
-            # A library whose limit is per thread is limited in the pool's
-            # threads too (they end with the pool: nothing to restore).
-            limit = _single_threaded_blas._limit_this_thread
-            # The calling thread is one of the n_threads (see ``map``).
-            self._executor = ThreadPoolExecutor(
-                self.n_threads - 1, initializer=limit if per_thread else None,
-                initargs=(False,) if per_thread else ())
+        n_workers = self.n_threads - 1  # the calling thread works too
+        self._handoff = Handoff(max(n_workers, 0))
+        self._generation = 0
+        self._task = None
+        self._errors = []
+        self._threads = [
+            threading.Thread(target=self._serve, args=(w, per_thread),
+                             name=f"skdae-block-{w}", daemon=True)
+            for w in range(n_workers)]
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc):
-        if self._executor is not None:
-            self._executor.shutdown()
-            self._executor = None
+        if self._threads:
+            self._task = None  # the signal to stop
+            self._generation += 1
+            self._handoff.publish(0, self._generation)
+            for thread in self._threads:
+                thread.join()
+            self._threads = []
         _single_threaded_blas.__exit__(*exc)
+
+    def _serve(self, w, per_thread):
+        """A pool thread: run each published task, then report it done."""
+        if per_thread:
+            # A library whose limit is per thread is limited here too (the
+            # thread ends with the runner: nothing to restore).
+            _single_threaded_blas._limit_this_thread(False)
+        generation = 0
+        while True:
+            generation += 1
+            self._handoff.wait(0, 1, generation)
+            task = self._task
+            if task is None:
+                return
+            try:
+                task()
+            except BaseException as exc:  # re-raised by the caller
+                self._errors.append(exc)
+            self._handoff.publish(1 + w, generation)
 
     def map(self, func, items):
         """Call ``func`` on every item; returns the results in order.
@@ -202,7 +231,7 @@ class BlockRunner:
         whatever the numpy version and the thread it runs on.
         """
         n_items = len(items)
-        if self._executor is None or n_items == 1:
+        if not self._threads or n_items == 1:
             return [func(item) for item in items]
         results = [None] * n_items
         # itertools.count is one C call: two threads never get one number.
@@ -214,16 +243,17 @@ class BlockRunner:
                     return
                 results[k] = func(items[k])
 
-        run = _in_callers_state(work, np.geterr(), get_config())
-        futures = [self._executor.submit(run)
-                   for _ in range(min(self.n_threads, n_items) - 1)]
+        self._task = _in_callers_state(work, np.geterr(), get_config())
+        self._generation += 1
+        self._handoff.publish(0, self._generation)
         try:
             work()
         finally:
             # The pool's blocks finish before anything is raised: they
             # write into buffers that the caller may reuse.
-            for future in futures:
-                future.exception()
-        for future in futures:
-            future.result()
+            self._handoff.wait(1, 1 + len(self._threads), self._generation)
+        if self._errors:
+            error = self._errors[0]
+            self._errors.clear()
+            raise error
         return results
