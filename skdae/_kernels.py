@@ -459,7 +459,8 @@ def _bias_activate_columns(A, bias, kind, start, stop):
                 a[j] = a[j] + b[j]
 
 
-bias_activate_columns = _guarded(_check_columns("bias_activate_columns"))(_bias_activate_columns)
+bias_activate_columns = _guarded(
+    _check_columns("bias_activate_columns"))(_bias_activate_columns)
 
 
 @_guarded(_check_hidden_delta)
@@ -493,7 +494,8 @@ def _hidden_delta_columns(dH, H, kind, grad_bias, start, stop):
                 gb[j] += g
 
 
-hidden_delta_columns = _guarded(_check_hidden_delta_columns)(_hidden_delta_columns)
+hidden_delta_columns = _guarded(
+    _check_hidden_delta_columns)(_hidden_delta_columns)
 
 
 # --------------------------------------------------------------------------
@@ -638,7 +640,8 @@ def _output_delta_columns(A, bias, X, rows, seed, first_row, kind, level,
                 partial[j] = 0.0
 
 
-output_delta_columns = _guarded(_check_output_delta_columns)(_output_delta_columns)
+output_delta_columns = _guarded(
+    _check_output_delta_columns)(_output_delta_columns)
 
 
 @_jit

@@ -26,6 +26,9 @@ _ALL_ROWS = np.empty(0, dtype=np.intp)
 _NO_FLAGS = np.empty((0, 0), dtype=np.uint8)
 _NO_MISSING = np.empty((0, 0), dtype=np.bool_)
 _SWAP = K.CORRUPTION_CODES["swap"]
+# Features per block of the decoder product: fewer, wider blocks than the
+# hidden units' (each block repacks the whole hidden layer).
+FEATURES_PER_BLOCK = 512
 # Noises that keep a CSR batch sparse (``_forward_backward_csr``).
 _SPARSE_NOISE = (K.CORRUPTION_CODES["none"], K.CORRUPTION_CODES["masking"],
                  _SWAP)
@@ -237,7 +240,7 @@ class Workspace:
         self.loss = loss
         self.runner = runner if runner is not None else BlockRunner(1)
         self.unit_blocks = blocks(n_components, UNITS_PER_BLOCK)
-        self.feature_blocks = blocks(n_features, UNITS_PER_BLOCK)
+        self.feature_blocks = blocks(n_features, FEATURES_PER_BLOCK)
         n_row_blocks = len(blocks(batch_size, ROWS_PER_BLOCK))
         self.grad_hidden_bias_parts = np.empty((n_row_blocks, n_components),
                                                dtype=dtype)

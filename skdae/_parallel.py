@@ -5,7 +5,8 @@ different thread counts, so a model trained with multi-threaded BLAS would
 depend on the machine's thread settings. Instead, training splits each
 minibatch into blocks whose boundaries depend only on the array shapes, runs
 every block with single-threaded BLAS and Numba kernels that release the GIL,
-and spreads the blocks over a small thread pool. The result is bitwise the
+and spreads the blocks over the calling thread and a few pool threads that
+hand blocks over without sleeping (``_handoff``). The result is bitwise the
 same for any number of threads, and the elementwise work runs in parallel
 too. Only one pool is ever busy: BLAS is limited to one thread meanwhile.
 """
