@@ -29,6 +29,8 @@ _SWAP = K.CORRUPTION_CODES["swap"]
 # Features per block of the decoder product: fewer, wider blocks than the
 # hidden units' (each block repacks the whole hidden layer).
 FEATURES_PER_BLOCK = 512
+# Entries per block of the corruption.
+CORRUPTION_ENTRIES = 1 << 17
 # Noises that keep a CSR batch sparse (``_forward_backward_csr``).
 _SPARSE_NOISE = (K.CORRUPTION_CODES["none"], K.CORRUPTION_CODES["masking"],
                  _SWAP)
@@ -135,7 +137,7 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
         if after_units is not None:
             after_units(units)
 
-    ws.runner.map(corrupt, blocks(n, ROWS_PER_BLOCK))
+    ws.runner.map(corrupt, blocks(n, ws.corruption_rows))
     ws.runner.map(encode, ws.unit_blocks)
     ws.runner.map(decode, ws.feature_blocks)
     ws.runner.map(backward, ws.unit_blocks)
@@ -241,6 +243,10 @@ class Workspace:
         self.runner = runner if runner is not None else BlockRunner(1)
         self.unit_blocks = blocks(n_components, UNITS_PER_BLOCK)
         self.feature_blocks = blocks(n_features, FEATURES_PER_BLOCK)
+        # Corruption is cheap: a block of fewer entries than this costs
+        # less than handing it to another thread.
+        self.corruption_rows = max(ROWS_PER_BLOCK,
+                                   CORRUPTION_ENTRIES // n_features)
         n_row_blocks = len(blocks(batch_size, ROWS_PER_BLOCK))
         self.grad_hidden_bias_parts = np.empty((n_row_blocks, n_components),
                                                dtype=dtype)
