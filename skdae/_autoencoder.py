@@ -835,8 +835,9 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """
         opt, n = self._optimizer, rows.shape[0]
         if self.decoder_components_ is self.components_:
-            grads = [(ws.grad_encoder, ws.grad_decoder),
-                     (ws.grad_hidden_bias,), (ws.grad_visible_bias,)]
+            # Tied: forward_backward sums both gradients in grad_encoder.
+            grads = [(ws.grad_encoder,), (ws.grad_hidden_bias,),
+                     (ws.grad_visible_bias,)]
         else:
             grads = [(ws.grad_encoder,), (ws.grad_decoder,),
                      (ws.grad_hidden_bias,), (ws.grad_visible_bias,)]

@@ -157,6 +157,24 @@ def _check_bias_activate(A, bias, kind):
     _check_bias("bias_activate", A, bias)
 
 
+def _check_columns(kernel):
+    def check(A, bias, kind, start, stop):
+        _check_bias(kernel, A, bias)
+        _check_range(kernel, start, stop, A.shape[1])
+    return check
+
+
+def _check_range(kernel, start, stop, n_columns):
+    if not 0 <= start <= stop <= n_columns:
+        _fail(kernel, f"columns {start}:{stop} are not within the "
+              f"{n_columns} columns")
+
+
+def _check_hidden_delta_columns(dH, H, kind, grad_bias, start, stop):
+    _check_hidden_delta(dH, H, kind, grad_bias)
+    _check_range("hidden_delta_columns", start, stop, dH.shape[1])
+
+
 def _check_bias_output(A, bias, loss):
     _check_bias("bias_output", A, bias)
 
@@ -179,6 +197,16 @@ def _check_output_delta(A, bias, X, rows, seed, first_row, kind, level,
         _fail("output_delta", f"X has shape {X.shape}, needs "
               f"{A.shape[1]} columns")
     _check_rows("output_delta", rows, A.shape[0], X.shape[0])
+
+
+def _check_output_delta_columns(A, bias, X, rows, seed, first_row, kind,
+                                level, uncorrupted_weight, loss, grad_bias,
+                                col_loss, flags, has_missing, start, stop):
+    _check_output_delta(A, bias, X, rows, seed, first_row, kind, level,
+                        uncorrupted_weight, loss, grad_bias, flags,
+                        has_missing)
+    _check_shape("output_delta_columns", "col_loss", col_loss, bias.shape)
+    _check_range("output_delta_columns", start, stop, A.shape[1])
 
 
 def _check_row_losses(A, bias, X, loss, out):
@@ -404,38 +432,70 @@ def _derivative(h, kind):
 @_jit
 def bias_activate(A, bias, kind):
     """In place: ``A[i, j] = activation(A[i, j] + bias[j])``."""
-    # One loop per activation: a branch inside the loop would block SIMD.
+    _bias_activate_columns(A, bias, kind, 0, A.shape[1])
+
+
+@_jit
+def _bias_activate_columns(A, bias, kind, start, stop):
+    """``bias_activate`` on the columns ``start:stop`` of A only."""
+    # Loops run over views that start at 0: an index from range(start, stop)
+    # could be negative as far as LLVM knows, and the wraparound check then
+    # keeps the loop from vectorizing. One loop per activation: a branch
+    # inside the loop would block SIMD too.
+    b = bias[start:stop]
     for i in range(A.shape[0]):
+        a = A[i, start:stop]
         if kind == _SIGMOID:
-            for j in range(A.shape[1]):
-                A[i, j] = _sigmoid(A[i, j] + bias[j])
+            for j in range(a.shape[0]):
+                a[j] = _sigmoid(a[j] + b[j])
         elif kind == _TANH:
-            for j in range(A.shape[1]):
-                A[i, j] = np.tanh(A[i, j] + bias[j])
+            for j in range(a.shape[0]):
+                a[j] = np.tanh(a[j] + b[j])
         elif kind == _RELU:
-            for j in range(A.shape[1]):
-                A[i, j] = _activate(A[i, j] + bias[j], _RELU)
+            for j in range(a.shape[0]):
+                a[j] = _activate(a[j] + b[j], _RELU)
         else:
-            for j in range(A.shape[1]):
-                A[i, j] = A[i, j] + bias[j]
+            for j in range(a.shape[0]):
+                a[j] = a[j] + b[j]
+
+
+bias_activate_columns = _guarded(
+    _check_columns("bias_activate_columns"))(_bias_activate_columns)
 
 
 @_guarded(_check_hidden_delta)
 @_jit
 def hidden_delta(dH, H, kind, grad_bias):
     """In place: ``dH *= activation'(H)``; ``grad_bias`` gets its column sums."""
-    grad_bias[:] = 0.0
+    _hidden_delta_columns(dH, H, kind, grad_bias, 0, dH.shape[1])
+
+
+@_jit
+def _hidden_delta_columns(dH, H, kind, grad_bias, start, stop):
+    """``hidden_delta`` on the columns ``start:stop`` of dH only.
+
+    ``grad_bias`` has one entry per column of dH; only ``start:stop`` are
+    written. Each column is summed over the rows in order, so the result
+    does not depend on how the columns are split into ranges.
+    """
+    gb = grad_bias[start:stop]  # views from 0 vectorize (bias_activate)
+    gb[:] = 0.0
     for i in range(dH.shape[0]):
+        d, h = dH[i, start:stop], H[i, start:stop]
         if kind == _SIGMOID:
-            for j in range(dH.shape[1]):
-                g = dH[i, j] * _derivative(H[i, j], _SIGMOID)
-                dH[i, j] = g
-                grad_bias[j] += g
+            for j in range(d.shape[0]):
+                g = d[j] * _derivative(h[j], _SIGMOID)
+                d[j] = g
+                gb[j] += g
         else:
-            for j in range(dH.shape[1]):
-                g = dH[i, j] * _derivative(H[i, j], kind)
-                dH[i, j] = g
-                grad_bias[j] += g
+            for j in range(d.shape[0]):
+                g = d[j] * _derivative(h[j], kind)
+                d[j] = g
+                gb[j] += g
+
+
+hidden_delta_columns = _guarded(
+    _check_hidden_delta_columns)(_hidden_delta_columns)
 
 
 # --------------------------------------------------------------------------
@@ -491,37 +551,59 @@ def output_delta(A, bias, X, rows, seed, first_row, kind, level,
 
     Returns the sum over the batch of the weighted per-sample losses.
     """
-    n_features = A.shape[1]
+    col_loss = np.empty(A.shape[1])
+    _output_delta_columns(A, bias, X, rows, seed, first_row, kind, level,
+                         uncorrupted_weight, loss, grad_bias, col_loss,
+                         flags, has_missing, 0, A.shape[1])
+    return col_loss.sum()
+
+
+@_jit
+def _output_delta_columns(A, bias, X, rows, seed, first_row, kind, level,
+                          uncorrupted_weight, loss, grad_bias, col_loss,
+                          flags, has_missing, start, stop):
+    """``output_delta`` on the columns ``start:stop`` only.
+
+    ``grad_bias`` and ``col_loss`` (float64) have one entry per column of A;
+    only ``start:stop`` are written: ``col_loss[j]`` is the loss of column
+    ``j`` summed over the rows. Every column is summed over the rows in
+    order, so the results do not depend on how the columns are split.
+    """
+    n_features, width = A.shape[1], stop - start
     s = np.uint64(seed)
     emphasis = uncorrupted_weight != 1.0 and (
         kind == _MASKING or kind == _SALT_AND_PEPPER or kind == _SWAP
     )
     uw = A.dtype.type(uncorrupted_weight)
-    weight = np.ones(n_features, dtype=A.dtype)
-    targets = np.empty(n_features if has_missing else 0, dtype=A.dtype)
-    # Per-column sums in the dtype of A, flushed into a float64 total every
-    # 64 rows: a running scalar sum is a serial dependency that keeps LLVM
-    # from vectorizing the loop (without fastmath), and float64 columns
-    # would halve the SIMD width of float32 work.
-    col_loss = np.zeros(n_features, dtype=A.dtype)
-    total = 0.0
-    grad_bias[:] = 0.0
+    # Loops run over views that start at 0, so that they vectorize (see
+    # bias_activate_columns).
+    weight = np.ones(width, dtype=A.dtype)
+    targets = np.empty(width if has_missing else 0, dtype=A.dtype)
+    b, gb, cl = bias[start:stop], grad_bias[start:stop], col_loss[start:stop]
+    # Per-column sums in the dtype of A, flushed into float64 every 64 rows:
+    # a running scalar sum is a serial dependency that keeps LLVM from
+    # vectorizing the loop (without fastmath), and float64 sums would halve
+    # the SIMD width of float32 work.
+    partial = np.zeros(width, dtype=A.dtype)
+    cl[:] = 0.0
+    gb[:] = 0.0
     for i in range(A.shape[0]):
-        r = rows[i]
+        a_row, x_row = A[i, start:stop], X[rows[i], start:stop]
         if emphasis and flags is not None:
-            for j in range(n_features):
-                weight[j] = _ONE if flags[i, j] else uw
+            f_row = flags[i, start:stop]
+            for j in range(width):
+                weight[j] = _ONE if f_row[j] else uw
         elif emphasis:
-            base = np.uint64((first_row + i) * n_features)
-            for j in range(n_features):
+            base = np.uint64((first_row + i) * n_features + start)
+            for j in range(width):
                 u = _uniform(s, base + np.uint64(j))
                 weight[j] = uw if u >= level else _ONE
         if has_missing:
             # One extra pass over the row, only for data with missing entries:
             # the loops below then see a finite target of weight 0.
-            _missing_targets(X[r], weight, emphasis, targets)
-            for j in range(n_features):
-                a = A[i, j] + bias[j]
+            _missing_targets(x_row, weight, emphasis, targets)
+            for j in range(width):
+                a = a_row[j] + b[j]
                 x = targets[j]
                 if loss == _CROSS_ENTROPY:
                     elementwise, z = _cross_entropy(a, x)
@@ -530,33 +612,36 @@ def output_delta(A, bias, X, rows, seed, first_row, kind, level,
                     elementwise = _HALF * (a - x) * (a - x)
                 w = weight[j]
                 g = w * (z - x)
-                A[i, j] = g
-                grad_bias[j] += g
-                col_loss[j] += w * elementwise
+                a_row[j] = g
+                gb[j] += g
+                partial[j] += w * elementwise
         elif loss == _CROSS_ENTROPY:
-            for j in range(n_features):
-                a = A[i, j] + bias[j]
-                x = X[r, j]
+            for j in range(width):
+                a = a_row[j] + b[j]
+                x = x_row[j]
                 elementwise, z = _cross_entropy(a, x)
                 w = weight[j]
                 g = w * (z - x)
-                A[i, j] = g
-                grad_bias[j] += g
-                col_loss[j] += w * elementwise
+                a_row[j] = g
+                gb[j] += g
+                partial[j] += w * elementwise
         else:
-            for j in range(n_features):
-                a = A[i, j] + bias[j]
-                d = a - X[r, j]
+            for j in range(width):
+                a = a_row[j] + b[j]
+                d = a - x_row[j]
                 w = weight[j]
                 g = w * d
-                A[i, j] = g
-                grad_bias[j] += g
-                col_loss[j] += w * (_HALF * d * d)
+                a_row[j] = g
+                gb[j] += g
+                partial[j] += w * (_HALF * d * d)
         if i % 64 == 63 or i == A.shape[0] - 1:
-            for j in range(n_features):
-                total += col_loss[j]
-                col_loss[j] = 0.0
-    return total
+            for j in range(width):
+                cl[j] += partial[j]
+                partial[j] = 0.0
+
+
+output_delta_columns = _guarded(
+    _check_output_delta_columns)(_output_delta_columns)
 
 
 @_jit

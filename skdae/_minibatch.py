@@ -1,8 +1,13 @@
 """One minibatch of denoising-autoencoder training, and its buffers.
 
-The forward and backward passes run over fixed blocks of rows of the
-minibatch and the weight gradients over fixed blocks of hidden units, so the
-result is the same whatever the number of threads (see ``_parallel``).
+Dense input: the corruption runs over fixed blocks of rows, then every
+matrix product over the whole minibatch and a fixed block of hidden units
+(encoder, backward pass, weight gradients) or of features (decoder), with
+the elementwise work of the same block fused after it. CSR input: the
+forward and backward passes run over fixed blocks of rows, the weight
+gradients over blocks of hidden units. Block boundaries depend on the
+shapes only, so the result is the same whatever the number of threads
+(see ``_parallel``).
 """
 
 from typing import NamedTuple
@@ -14,13 +19,21 @@ from . import _head_kernels as HK
 from . import _kernels as K
 from ._kernels import _check_rows
 from ._parallel import ROWS_PER_BLOCK, UNITS_PER_BLOCK, BlockRunner, blocks
-from ._sparse_kernels import gather_corrupt, output_delta
+from ._sparse_kernels import output_delta
 from ._swap_kernels import swap_csr_batch, zero_missing
 
 _ALL_ROWS = np.empty(0, dtype=np.intp)
 _NO_FLAGS = np.empty((0, 0), dtype=np.uint8)
 _NO_MISSING = np.empty((0, 0), dtype=np.bool_)
 _SWAP = K.CORRUPTION_CODES["swap"]
+# Features per block of the decoder product: fewer, wider blocks than the
+# hidden units' (each block repacks the whole hidden layer).
+FEATURES_PER_BLOCK = 512
+# Entries per block of the corruption.
+CORRUPTION_ENTRIES = 1 << 17
+# Noises that keep a CSR batch sparse (``_forward_backward_csr``).
+_SPARSE_NOISE = (K.CORRUPTION_CODES["none"], K.CORRUPTION_CODES["masking"],
+                 _SWAP)
 
 
 class Noise(NamedTuple):
@@ -50,78 +63,130 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
     Corrupts the rows ``rows`` of X with the noise of ``seed``, encodes,
     decodes and back-propagates. The loss sum is returned; the gradients
     land in ``ws.grad_encoder`` (with respect to the encoder weights),
-    ``ws.grad_decoder`` (decoder weights, in the layout of
-    ``W_dec``; for tied weights, ``W_dec is W`` and the total gradient is
-    their sum), ``ws.grad_hidden_bias`` and ``ws.grad_visible_bias``. No L2 term.
+    ``ws.grad_decoder`` (decoder weights, in the layout of ``W_dec``),
+    ``ws.grad_hidden_bias`` and ``ws.grad_visible_bias``. For tied weights
+    (``W_dec is W``) the whole weight gradient, the sum of both, lands in
+    ``ws.grad_encoder`` (for dense X one product over twice the rows,
+    instead of two products and a sum). No L2 term.
 
-    The forward and backward passes run over fixed blocks of rows, the
-    weight gradients over fixed blocks of hidden units (``_parallel``).
     ``after_units(units)``, if given, is called once the weight gradients
     of the hidden units ``units`` are complete (when the weights are no
     longer read: the optimizer may update these rows then).
     """
     noise = Noise(*noise)
     kind, level, uncorrupted_weight, low, high = noise[:5]
+    n = rows.shape[0]
+    if sp.issparse(X):
+        if kind in _SPARSE_NOISE:
+            return _forward_backward_csr(W, W_dec, b_hidden, b_visible, X,
+                                         rows, seed, noise, ws, after_units)
+        # Gaussian and salt-and-pepper noise fill the zeros in: dense rows.
+        X, rows = X[rows].toarray(), ws.arange[:n]
+    if kind == _SWAP:
+        _check_rows("gather_corrupt_groups", noise.pool, noise.pool.shape[0],
+                    X.shape[0])
+        _check_rows("gather_corrupt_groups", rows, n, X.shape[0])
+    hidden, delta_hidden, delta_out, corrupted = ws.views(n)
+    tied = W_dec is W
+
+    # Four phases, each split into blocks whose boundaries depend on the
+    # shapes only: every product is a whole-minibatch product over a block
+    # of hidden units or features, and the result is the same whatever the
+    # number of threads that run the blocks.
+    def corrupt(r):
+        out = corrupted[r]
+        if kind == _SWAP:
+            # The deep engine's swap noise, one column group per feature.
+            HK.gather_corrupt_groups(
+                X, rows[r], out, ws.flags[r], seed, r.start,
+                HK.NOISE_CODES["swap"], level, ws.group_starts,
+                ws.group_stops, ws.no_indicators, noise.pool, _NO_MISSING,
+                False)
+        else:
+            K.gather_corrupt(X, rows[r], out, seed, r.start, kind, level,
+                             low, high)
+        if noise.has_missing:
+            zero_missing(out, X, rows[r])
+
+    def encode(units):
+        np.matmul(corrupted, W[units].T, out=hidden[:, units])
+        K.bias_activate_columns(hidden, b_hidden, ws.activation, units.start,
+                                units.stop)
+
+    def decode(features):
+        np.matmul(hidden, W_dec[:, features], out=delta_out[:, features])
+        K.output_delta_columns(
+            delta_out, b_visible, X, rows, seed, 0, kind, level,
+            uncorrupted_weight, ws.loss, ws.grad_visible_bias, ws.column_loss,
+            None, noise.has_missing, features.start, features.stop)
+
+    def backward(units):
+        np.matmul(delta_out, W_dec[units].T, out=delta_hidden[:, units])
+        K.hidden_delta_columns(delta_hidden, hidden, ws.activation,
+                               ws.grad_hidden_bias, units.start, units.stop)
+        if tied:
+            # [H; dH]^T [dV; X~]: both gradients in one product.
+            stacked_hidden, stacked_visible = ws.stacked(n)
+            np.matmul(stacked_hidden[:, units].T, stacked_visible,
+                      out=ws.grad_encoder[units])
+        else:
+            np.matmul(hidden[:, units].T, delta_out,
+                      out=ws.grad_decoder[units])
+            np.matmul(delta_hidden[:, units].T, corrupted,
+                      out=ws.grad_encoder[units])
+        if after_units is not None:
+            after_units(units)
+
+    ws.runner.map(corrupt, blocks(n, ws.corruption_rows))
+    ws.runner.map(encode, ws.unit_blocks)
+    ws.runner.map(decode, ws.feature_blocks)
+    ws.runner.map(backward, ws.unit_blocks)
+    # Columns are added in a fixed order: the result does not depend on the
+    # number of threads.
+    return float(ws.column_loss.sum())
+
+
+def _forward_backward_csr(W, W_dec, b_hidden, b_visible, X, rows, seed,
+                          noise, ws, after_units):
+    """``forward_backward`` for CSR X: blocks of rows, sparse products."""
+    kind, level, uncorrupted_weight = noise[:3]
     has_missing = noise.has_missing
     n = rows.shape[0]
+    hidden, delta_hidden, visible, _ = ws.views(n)
     flags = None  # corrupted entries, where the kernels cannot recompute them
-    sparse_batch = None  # (data, indices, indptr) of a corrupted CSR batch
-    if sp.issparse(X):
-        batch = X[rows]
-        # The clean targets are read from the CSR batch: no dense copy.
-        clean, clean_rows = batch, ws.arange[:n]
-        if kind == K.CORRUPTION_CODES["masking"]:
-            # Masking keeps the sparsity pattern: encode the sparse batch.
-            data = np.empty_like(batch.data)
-            K.mask_csr_data(batch.data, batch.indices, batch.indptr,
-                            X.shape[1], data, seed, level)
-            sparse_batch = (data, batch.indices, batch.indptr)
-        elif kind == K.CORRUPTION_CODES["none"]:
-            sparse_batch = (batch.data, batch.indices, batch.indptr)
-        elif kind == _SWAP:
-            flags = ws.flags[:n] if uncorrupted_weight != 1.0 else None
-            sparse_batch = swap_csr_batch(
-                X, rows, noise.pool, noise.pool_columns, seed, level,
-                _NO_FLAGS if flags is None else flags, has_missing)
-        if has_missing and sparse_batch is not None and kind != _SWAP:
-            # Stored NaN: fed as 0 (swap noise already did that).
-            sparse_batch = (np.where(np.isnan(sparse_batch[0]), 0,
-                                     sparse_batch[0]), *sparse_batch[1:])
-        if has_missing or flags is not None:
-            # The loss of missing entries and swap's emphasis flags need
-            # dense targets (the CSR loss kernel handles neither).
-            clean = batch.toarray()
-    else:
-        clean, clean_rows = X, rows
-        if kind == _SWAP:
-            _check_rows("gather_corrupt_groups", noise.pool,
-                        noise.pool.shape[0], X.shape[0])
-            _check_rows("gather_corrupt_groups", rows, n, X.shape[0])
+    batch = X[rows]
+    # The clean targets are read from the CSR batch: no dense copy.
+    clean, clean_rows = batch, ws.arange[:n]
+    if kind == K.CORRUPTION_CODES["masking"]:
+        # Masking keeps the sparsity pattern: encode the sparse batch.
+        data = np.empty_like(batch.data)
+        K.mask_csr_data(batch.data, batch.indices, batch.indptr,
+                        X.shape[1], data, seed, level)
+        sparse_batch = (data, batch.indices, batch.indptr)
+    elif kind == _SWAP:
+        flags = ws.flags[:n] if uncorrupted_weight != 1.0 else None
+        sparse_batch = swap_csr_batch(
+            X, rows, noise.pool, noise.pool_columns, seed, level,
+            _NO_FLAGS if flags is None else flags, has_missing)
+    else:  # no noise
+        sparse_batch = (batch.data, batch.indices, batch.indptr)
+    if has_missing and kind != _SWAP:
+        # Stored NaN: fed as 0 (swap noise already did that).
+        sparse_batch = (np.where(np.isnan(sparse_batch[0]), 0,
+                                 sparse_batch[0]), *sparse_batch[1:])
+    if has_missing or flags is not None:
+        # The loss of missing entries and swap's emphasis flags need
+        # dense targets (the CSR loss kernel handles neither).
+        clean = batch.toarray()
     row_blocks = blocks(n, ROWS_PER_BLOCK)
+    data, indices, indptr = sparse_batch
 
     def forward_backward_rows(k):
         r = row_blocks[k]
-        H = ws.hidden[r]
-        if sparse_batch is None:
-            corrupted = ws.corrupted[r]
-            if kind == _SWAP:
-                # The deep engine's swap noise, one column group per feature.
-                HK.gather_corrupt_groups(
-                    clean, clean_rows[r], corrupted, ws.flags[r], seed,
-                    r.start, HK.NOISE_CODES["swap"], level, ws.group_starts,
-                    ws.group_stops, ws.no_indicators, noise.pool, _NO_MISSING,
-                    False)
-            else:
-                gather_corrupt(clean, clean_rows[r], corrupted, seed,
-                               r.start, kind, level, low, high)
-            if has_missing:
-                zero_missing(corrupted, clean, clean_rows[r])
-            np.matmul(corrupted, W.T, out=H)
-        else:
-            data, indices, indptr = sparse_batch
-            K.csr_matmul_t(data, indices, indptr[r.start:r.stop + 1], W, H)
+        H = hidden[r]
+        K.csr_matmul_t(data, indices, indptr[r.start:r.stop + 1], W, H)
         K.bias_activate(H, b_hidden, ws.activation)
-        delta_out = ws.visible[r]
+        delta_out = visible[r]
         np.matmul(H, W_dec, out=delta_out)
         if sp.issparse(clean):
             loss_sum = output_delta(
@@ -134,23 +199,22 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
                 r.start, kind, level, uncorrupted_weight, ws.loss,
                 ws.grad_visible_bias_parts[k],
                 None if flags is None else flags[r], has_missing)
-        delta_hidden = ws.delta_hidden[r]
-        np.matmul(delta_out, W_dec.T, out=delta_hidden)
-        K.hidden_delta(delta_hidden, H, ws.activation,
+        np.matmul(delta_out, W_dec.T, out=delta_hidden[r])
+        K.hidden_delta(delta_hidden[r], H, ws.activation,
                        ws.grad_hidden_bias_parts[k])
         return loss_sum
 
     def weight_gradients(units):
-        np.matmul(ws.hidden[:n, units].T, ws.visible[:n],
-                  out=ws.grad_decoder[units])
-        if sparse_batch is None:
-            np.matmul(ws.delta_hidden[:n, units].T, ws.corrupted[:n],
-                      out=ws.grad_encoder[units])
-        else:
-            # O(nnz * n_components) instead of a dense product.
-            ws.grad_encoder[units] = 0.0
-            K.csr_t_matmul_add(*sparse_batch, ws.delta_hidden[:n, units],
-                               ws.grad_encoder[units])
+        np.matmul(hidden[:, units].T, visible, out=ws.grad_decoder[units])
+        # O(nnz * n_components) instead of a dense product.
+        grad = ws.grad_encoder[units]
+        grad[:] = 0.0
+        K.csr_t_matmul_add(data, indices, indptr, delta_hidden[:, units],
+                           grad)
+        if W_dec is W:
+            # Tied: the sum in grad_encoder, as the optimizer of reconstruction
+            # sampling forms it (the two paths agree bitwise).
+            grad += ws.grad_decoder[units]
         if after_units is not None:
             after_units(units)
 
@@ -178,15 +242,22 @@ class Workspace:
         self.loss = loss
         self.runner = runner if runner is not None else BlockRunner(1)
         self.unit_blocks = blocks(n_components, UNITS_PER_BLOCK)
+        self.feature_blocks = blocks(n_features, FEATURES_PER_BLOCK)
+        # Corruption is cheap: a block of fewer entries than this costs
+        # less than handing it to another thread.
+        self.corruption_rows = max(ROWS_PER_BLOCK,
+                                   CORRUPTION_ENTRIES // n_features)
         n_row_blocks = len(blocks(batch_size, ROWS_PER_BLOCK))
         self.grad_hidden_bias_parts = np.empty((n_row_blocks, n_components),
                                                dtype=dtype)
         self.grad_visible_bias_parts = np.empty((n_row_blocks, n_features),
                                                 dtype=dtype)
-        self.corrupted = np.empty((batch_size, n_features), dtype=dtype)
-        self.hidden = np.empty((batch_size, n_components), dtype=dtype)
-        self.visible = np.empty((batch_size, n_features), dtype=dtype)
-        self.delta_hidden = np.empty((batch_size, n_components), dtype=dtype)
+        # The hidden activations over their deltas, and the output deltas
+        # over the corrupted input: a tied gradient is one product of the
+        # two (``stacked``).
+        self._hidden = np.empty((2 * batch_size, n_components), dtype=dtype)
+        self._visible = np.empty((2 * batch_size, n_features), dtype=dtype)
+        self.column_loss = np.empty(n_features)
         self.grad_encoder = np.empty((n_components, n_features), dtype=dtype)
         self.grad_decoder = np.empty((n_components, n_features), dtype=dtype)
         self.grad_hidden_bias = np.empty(n_components, dtype=dtype)
@@ -197,6 +268,16 @@ class Workspace:
         self.group_starts = np.arange(n_features, dtype=np.int64)
         self.group_stops = self.group_starts + 1
         self.no_indicators = np.full(n_features, -1, dtype=np.int64)
+
+    def views(self, n):
+        """Hidden activations, their deltas, output deltas and corrupted
+        input of a minibatch of ``n`` rows."""
+        return (self._hidden[:n], self._hidden[n:2 * n], self._visible[:n],
+                self._visible[n:2 * n])
+
+    def stacked(self, n):
+        """``[hidden; delta_hidden]`` and ``[delta_out; corrupted]``."""
+        return self._hidden[:2 * n], self._visible[:2 * n]
 
 
 def data_range(X, return_missing=False):

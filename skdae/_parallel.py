@@ -5,19 +5,22 @@ different thread counts, so a model trained with multi-threaded BLAS would
 depend on the machine's thread settings. Instead, training splits each
 minibatch into blocks whose boundaries depend only on the array shapes, runs
 every block with single-threaded BLAS and Numba kernels that release the GIL,
-and spreads the blocks over a small thread pool. The result is bitwise the
+and spreads the blocks over the calling thread and a few pool threads that
+hand blocks over without sleeping (``_handoff``). The result is bitwise the
 same for any number of threads, and the elementwise work runs in parallel
 too. Only one pool is ever busy: BLAS is limited to one thread meanwhile.
 """
 
+import itertools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from sklearn import config_context, get_config
+from sklearn import get_config, set_config
 from threadpoolctl import ThreadpoolController, threadpool_info
+
+from ._handoff import Handoff
 
 # Rows of a minibatch per block in the forward / backward pass, and hidden
 # units per block in the weight-gradient products. Large enough for BLAS to
@@ -138,57 +141,120 @@ class _SingleThreadedBLAS:
 _single_threaded_blas = _SingleThreadedBLAS()
 
 
+_pool_thread = threading.local()
+
+
 def _in_callers_state(func, errstate, config):
     """``func`` run with the caller's numpy error state and sklearn config.
 
     Both are per thread (numpy's on numpy 1.x; numpy 2 keeps it in a
     context variable, scikit-learn in a thread-local), so a pool thread
     would otherwise see the defaults: warnings the caller silenced, or
-    checks (``assume_finite``) the caller turned off.
+    checks (``assume_finite``) the caller turned off. The pool's threads
+    belong to one ``BlockRunner``: the state is set in them for good, and
+    only when it changed (setting it costs more than a small block).
     """
-    def run(item):
-        with np.errstate(**errstate), config_context(**config):
-            return func(item)
+    state = (errstate, config)
+
+    def run():
+        if getattr(_pool_thread, "state", None) != state:
+            np.seterr(**errstate)
+            set_config(**config)
+            _pool_thread.state = state
+        return func()
     return run
 
 
 class BlockRunner:
-    """Runs a function over blocks, serially or on a thread pool.
+    """Runs a function over blocks, serially or on a pool of threads.
 
     Use as a context manager around a training run: it limits BLAS to one
-    thread and owns the pool for the duration.
+    thread and owns the pool's threads for the duration. Hand-offs spin
+    before they sleep (``_handoff``): a minibatch step hands blocks over
+    several times.
     """
 
     def __init__(self, n_threads=1):
         self.n_threads = n_threads
-        self._executor = None
+        self._threads = []
 
     def __enter__(self):
         per_thread = _single_threaded_blas.__enter__()
-        if self.n_threads > 1:
-            # A library whose limit is per thread is limited in the pool's
-            # threads too (they end with the pool: nothing to restore).
-            limit = _single_threaded_blas._limit_this_thread
-            self._executor = ThreadPoolExecutor(
-                self.n_threads, initializer=limit if per_thread else None,
-                initargs=(False,) if per_thread else ())
+        n_workers = self.n_threads - 1  # the calling thread works too
+        self._handoff = Handoff(max(n_workers, 0))
+        self._generation = 0
+        self._task = None
+        self._errors = []
+        self._threads = [
+            threading.Thread(target=self._serve, args=(w, per_thread),
+                             name=f"skdae-block-{w}", daemon=True)
+            for w in range(n_workers)]
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc):
-        if self._executor is not None:
-            self._executor.shutdown()
-            self._executor = None
+        if self._threads:
+            self._task = None  # the signal to stop
+            self._generation += 1
+            self._handoff.publish(0, self._generation)
+            for thread in self._threads:
+                thread.join()
+            self._threads = []
         _single_threaded_blas.__exit__(*exc)
+
+    def _serve(self, w, per_thread):
+        """A pool thread: run each published task, then report it done."""
+        if per_thread:
+            # A library whose limit is per thread is limited here too (the
+            # thread ends with the runner: nothing to restore).
+            _single_threaded_blas._limit_this_thread(False)
+        generation = 0
+        while True:
+            generation += 1
+            self._handoff.wait(0, 1, generation)
+            task = self._task
+            if task is None:
+                return
+            try:
+                task()
+            except BaseException as exc:  # re-raised by the caller
+                self._errors.append(exc)
+            self._handoff.publish(1 + w, generation)
 
     def map(self, func, items):
         """Call ``func`` on every item; returns the results in order.
 
-        Each call runs with the caller's numpy error state
-        (``np.errstate``) and scikit-learn configuration, whatever the
-        numpy version and the thread it runs on.
+        The calling thread works too: it and the pool's threads take the
+        next item until none is left, so a map costs one hand-off per pool
+        thread, not one per item. Each call runs with the caller's numpy
+        error state (``np.errstate``) and scikit-learn configuration,
+        whatever the numpy version and the thread it runs on.
         """
-        if self._executor is None or len(items) == 1:
+        n_items = len(items)
+        if not self._threads or n_items == 1:
             return [func(item) for item in items]
-        run = _in_callers_state(func, np.geterr(), get_config())
-        futures = [self._executor.submit(run, item) for item in items]
-        return [future.result() for future in futures]
+        results = [None] * n_items
+        # itertools.count is one C call: two threads never get one number.
+        counter = itertools.count()
+
+        def work():
+            for k in iter(counter.__next__, None):
+                if k >= n_items:
+                    return
+                results[k] = func(items[k])
+
+        self._task = _in_callers_state(work, np.geterr(), get_config())
+        self._generation += 1
+        self._handoff.publish(0, self._generation)
+        try:
+            work()
+        finally:
+            # The pool's blocks finish before anything is raised: they
+            # write into buffers that the caller may reuse.
+            self._handoff.wait(1, 1 + len(self._threads), self._generation)
+        if self._errors:
+            error = self._errors[0]
+            self._errors.clear()
+            raise error
+        return results

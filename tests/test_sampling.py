@@ -59,9 +59,11 @@ def exact_pass(dae, X, rows, seed, noise):
     loss = forward_backward(dae.components_, dae.decoder_components_,
                             dae.intercept_hidden_, dae.intercept_visible_, X,
                             rows, seed, noise, ws)
-    return np.concatenate([[loss], ws.grad_encoder.ravel(),
-                           ws.grad_decoder.ravel(), ws.grad_hidden_bias,
-                           ws.grad_visible_bias])
+    # Tied weights: grad_encoder holds the sum of both gradients.
+    g_dec = (np.zeros_like(ws.grad_decoder) if dae.tied_weights
+             else ws.grad_decoder)
+    return np.concatenate([[loss], ws.grad_encoder.ravel(), g_dec.ravel(),
+                           ws.grad_hidden_bias, ws.grad_visible_bias])
 
 
 def sampled_pass(dae, X, rows, seed, noise, columns, importance, local, ws):
@@ -75,6 +77,8 @@ def sampled_pass(dae, X, rows, seed, noise, columns, importance, local, ws):
     g_vis = np.zeros_like(dae.intercept_visible_)
     g_enc[:, columns] = ws.grad_encoder
     g_dec[:, columns] = ws.grad_decoder
+    if dae.tied_weights:  # as exact_pass: the sum of both
+        g_enc, g_dec = g_enc + g_dec, np.zeros_like(g_dec)
     g_vis[columns] = ws.grad_visible_bias
     return np.concatenate([[loss], g_enc.ravel(), g_dec.ravel(),
                            ws.grad_hidden_bias, g_vis])

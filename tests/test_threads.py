@@ -7,6 +7,7 @@ the ``quiet_single_threaded_blas`` fixture.
 """
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -18,6 +19,7 @@ from skdae import (
     DenoisingAutoencoder,
     StackedDenoisingAutoencoder,
     StackedDenoisingAutoencoderClassifier,
+    _handoff,
     _parallel,
 )
 from skdae._parallel import BlockRunner
@@ -167,3 +169,40 @@ def test_per_thread_blas_limits_reach_the_pool_threads(monkeypatch):
         seen = runner.map(lambda _: lib.get_num_threads(), list(range(4)))
         assert seen == [1] * 4 and lib.get_num_threads() == 1
     assert lib.get_num_threads() == 4  # restored in the calling thread
+
+
+@pytest.mark.parametrize("spins", [None, 1])
+def test_block_runner_keeps_order_and_raises_after_every_block(monkeypatch,
+                                                               spins):
+    # spins=1: a hand-off that finds nothing at once sleeps, then wakes.
+    if spins is not None:
+        monkeypatch.setattr(_handoff, "SPINS", spins)
+    finished = []
+
+    def block(k):
+        time.sleep(0.001 * (k % 3))
+        if k == 5:
+            raise ValueError("block 5")
+        finished.append(k)
+        return k * k
+
+    with BlockRunner(2) as runner:
+        for _ in range(3):
+            assert runner.map(block, list(range(5))) == [k * k for k in
+                                                         range(5)]
+        finished.clear()
+        with pytest.raises(ValueError, match="block 5"):
+            runner.map(block, list(range(12)))
+        # Every other block ran to its end before the error was raised.
+        assert sorted(finished) == [k for k in range(12) if k != 5]
+        assert runner.map(block, [1, 2]) == [1, 4]  # still usable
+
+
+def test_handoff_counters_are_published_and_awaited():
+    counters = np.zeros(3, dtype=np.int64)
+    assert not _handoff.spin_until(counters, 1, 3, 1, 10)
+    _handoff.publish(counters, 1, 1)
+    assert not _handoff.spin_until(counters, 1, 3, 1, 10)
+    _handoff.publish(counters, 2, 2)
+    assert _handoff.spin_until(counters, 1, 3, 1, 10)
+    assert counters.tolist() == [0, 1, 2]
