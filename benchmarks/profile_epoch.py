@@ -108,7 +108,7 @@ def main():
             rows["skdae: rest (updates, loop)"].append(
                 total - sum(timer.times.values()))
     unit = np.median(rows["floor: epoch"])
-    print(f"\n| part | seconds | of the floor's epoch |\n|---|---|---|")
+    print("\n| part | seconds | of the floor's epoch |\n|---|---|---|")
     for name, values in rows.items():
         median = np.median(values)
         print(f"| {name} | {median:.3f} | {median / unit:.3f} |")

@@ -19,7 +19,7 @@ dtype and cached on disk (``cache=True``), and never stored on an estimator.
 import numba
 import numpy as np
 
-from ._vecmath import exp_nonpositive, log1p_unit
+from ._vecmath import exp_nonpositive, log1p_unit, tanh
 
 # ``error_model="numpy"`` lets divisions vectorize (no ZeroDivisionError check);
 # fastmath stays off so that overflow gives inf / 0 as IEEE says, never NaN.
@@ -410,7 +410,7 @@ def _activate(a, kind):
     if kind == _SIGMOID:
         return _sigmoid(a)
     elif kind == _TANH:
-        return np.tanh(a)
+        return tanh(a)
     elif kind == _RELU:
         return a if a > _ZERO else _ZERO * a
     return a
@@ -450,7 +450,7 @@ def _bias_activate_columns(A, bias, kind, start, stop):
                 a[j] = _sigmoid(a[j] + b[j])
         elif kind == _TANH:
             for j in range(a.shape[0]):
-                a[j] = np.tanh(a[j] + b[j])
+                a[j] = tanh(a[j] + b[j])
         elif kind == _RELU:
             for j in range(a.shape[0]):
                 a[j] = _activate(a[j] + b[j], _RELU)

@@ -9,8 +9,8 @@ them compiles to SIMD code. Each has a float32 and a float64 implementation
 float32 kernels compute in float32.
 
 They cover only what the kernels need: ``exp`` of a non-positive argument
-(the sigmoid and the softplus are written with ``exp(-|a|)``) and
-``log1p`` on [0, 1].
+(the sigmoid and the softplus are written with ``exp(-|a|)``), ``log1p``
+on [0, 1] and ``tanh``.
 """
 
 import numpy as np
@@ -53,6 +53,11 @@ def exp_nonpositive(x):
 
 def log1p_unit(x):
     """``log1p(x)`` for ``0 <= x <= 1`` (compiled only; see the overload)."""
+    raise NotImplementedError("only callable from Numba-compiled code")
+
+
+def tanh(x):
+    """``tanh(x)`` (compiled only; see the overload)."""
     raise NotImplementedError("only callable from Numba-compiled code")
 
 
@@ -122,4 +127,41 @@ def _log1p_unit(x):
             for k in range(16, 0, -1):
                 p = p * t + 1.0 / (2 * k + 1)
             return 2.0 * s + 2.0 * s * t * p
+        return impl
+
+
+@overload(tanh, inline="always")
+def _tanh(x):
+    # Cephes tanhf / tanh: an odd polynomial (float32) or rational form
+    # (float64) below |x| = 0.625, where 1 - 2 e / (1 + e) with
+    # e = exp(-2 |x|) would cancel; that form above (e <= 0.29). Both are
+    # computed and one selected, so the loop vectorizes. NaN propagates.
+    if x == types.float32:
+        def impl(x):
+            z = abs(x)
+            s = x * x
+            p = _F(-5.70498872745e-3)
+            p = p * s + _F(2.06390887954e-2)
+            p = p * s - _F(5.37397155531e-2)
+            p = p * s + _F(1.33314422036e-1)
+            p = p * s - _F(3.33332819422e-1)
+            small = p * s * x + x
+            e = exp_nonpositive(_F(-2.0) * z)
+            large = _F(1.0) - _F(2.0) * e / (_F(1.0) + e)
+            large = large if x >= _F(0.0) else -large
+            return small if z < _F(0.625) else large
+        return impl
+    if x == types.float64:
+        def impl(x):
+            z = abs(x)
+            s = x * x
+            p = (-9.64399179425052238628e-1 * s
+                 - 9.92877231001918586564e1) * s - 1.61468768441708447952e3
+            q = ((s + 1.12811678491632931402e2) * s
+                 + 2.23548839060100448583e3) * s + 4.84406305325125486048e3
+            small = x + x * s * (p / q)
+            e = exp_nonpositive(-2.0 * z)
+            large = 1.0 - 2.0 * e / (1.0 + e)
+            large = large if x >= 0.0 else -large
+            return small if z < 0.625 else large
         return impl

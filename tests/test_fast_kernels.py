@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose
 
 from skdae import _kernels as K
-from skdae._vecmath import exp_nonpositive, log1p_unit
+from skdae._vecmath import exp_nonpositive, log1p_unit, tanh
 
 DTYPES = [np.float32, np.float64]
 
@@ -22,6 +22,12 @@ def _exp_loop(x, out):
 def _log1p_loop(x, out):
     for i in range(x.shape[0]):
         out[i] = log1p_unit(x[i])
+
+
+@numba.njit(error_model="numpy")
+def _tanh_loop(x, out):
+    for i in range(x.shape[0]):
+        out[i] = tanh(x[i])
 
 
 def _ulp_error(actual, desired, dtype):
@@ -63,6 +69,23 @@ def test_log1p_unit_accuracy(dtype):
     positive = desired > 0
     assert _ulp_error(out[positive], desired[positive], dtype).max() < 2
     assert out[0] == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tanh_accuracy(dtype):
+    rng = np.random.RandomState(0)
+    x = np.concatenate([rng.standard_normal(50_000) * 3,
+                        np.geomspace(1e-30, 30, 20_000)])
+    x = np.concatenate([x, -x, [0.0, 0.625, 1e4, np.inf]]).astype(dtype)
+    out = np.empty_like(x)
+    _tanh_loop(x, out)
+    assert out.dtype == dtype
+    desired = np.tanh(x.astype(np.longdouble))
+    assert _ulp_error(out[:-4], desired[:-4], dtype).max() < 2
+    assert out[-4] == 0 and np.all(out[-2:] == 1)
+    nan = np.array([np.nan], dtype=dtype)
+    _tanh_loop(nan, nan)
+    assert np.isnan(nan[0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
