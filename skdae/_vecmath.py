@@ -64,7 +64,7 @@ def tanh(x):
 _F = np.float32
 
 
-@overload(exp_nonpositive, inline="always")
+@overload(exp_nonpositive)
 def _exp_nonpositive(x):
     # Cody-Waite reduction x = n ln2 + r, |r| <= ln2 / 2, then a polynomial
     # (float32, Cephes expf) or a Pade form (float64, Cephes exp) for exp(r).
@@ -102,7 +102,7 @@ def _exp_nonpositive(x):
         return impl
 
 
-@overload(log1p_unit, inline="always")
+@overload(log1p_unit)
 def _log1p_unit(x):
     # log1p(x) = 2 atanh(s) with s = x / (2 + x) in [0, 1/3]: the odd series
     # 2 (s + s^3/3 + s^5/5 + ...) gains a factor s^2 <= 1/9 per term.
@@ -130,7 +130,7 @@ def _log1p_unit(x):
         return impl
 
 
-@overload(tanh, inline="always")
+@overload(tanh)
 def _tanh(x):
     # Cephes tanhf / tanh: an odd polynomial (float32) or rational form
     # (float64) below |x| = 0.625, where 1 - 2 e / (1 + e) with
