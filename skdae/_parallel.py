@@ -11,13 +11,19 @@ too. Only one pool is ever busy: BLAS is limited to one thread meanwhile.
 """
 
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 from sklearn import config_context, get_config
-from threadpoolctl import ThreadpoolController, threadpool_info
+from threadpoolctl import ThreadpoolController
+
+try:
+    from threadpoolctl import get_cached_controller as _cached_controller
+except ImportError:  # threadpoolctl < 3.8
+    _cached_controller = None
 
 # Rows of a minibatch per block in the forward / backward pass, and hidden
 # units per block in the weight-gradient products. Large enough for BLAS to
@@ -40,8 +46,8 @@ def available_threads():
     so that ``GridSearchCV(n_jobs=k)`` does not oversubscribe),
     ``NUMBA_NUM_THREADS`` / ``numba.set_num_threads`` and the CPU affinity.
     """
-    limits = [info["num_threads"] for info in threadpool_info()
-              if info["user_api"] == "blas"]
+    limits = [lib.get_num_threads() for lib in _blas_controllers()]
+    limits = [n for n in limits if n is not None]
     limits.append(numba.get_num_threads())
     if hasattr(os, "sched_getaffinity"):
         limits.append(len(os.sched_getaffinity(0)))
@@ -50,9 +56,32 @@ def available_threads():
     return max(1, min(limits))
 
 
+_controller_lock = threading.Lock()
+_controller_cache = [None, 0]  # [controller, len(sys.modules) when made]
+
+
+def _controller():
+    """A ``ThreadpoolController``, remade only when modules were imported.
+
+    Making one scans every loaded shared library (milliseconds; more than
+    the encoding of a small batch). threadpoolctl >= 3.8 caches it with this
+    rule: a BLAS is loaded by importing the extension module linked to it,
+    so the controller is current while ``len(sys.modules)`` is unchanged.
+    """
+    if _cached_controller is not None:
+        return _cached_controller()
+    controller, n_modules = _controller_cache
+    if controller is None or n_modules != len(sys.modules):
+        with _controller_lock:
+            n_modules = len(sys.modules)
+            controller = ThreadpoolController()
+            _controller_cache[:] = [controller, n_modules]
+    return controller
+
+
 def _blas_controllers():
     """threadpoolctl's controllers of the BLAS libraries loaded now."""
-    return ThreadpoolController().select(user_api="blas").lib_controllers
+    return _controller().select(user_api="blas").lib_controllers
 
 
 def _set_blas_threads(lib, n_threads):
