@@ -31,6 +31,14 @@ except ImportError:  # threadpoolctl < 3.8
 ROWS_PER_BLOCK = 64
 UNITS_PER_BLOCK = 256
 
+# Rows per block of inference (transform, score_samples...), for
+# ``map_row_blocks``. Single-threaded sgemm on 784 x 500 weights reaches its
+# plateau from about 1024 rows (benchmarks/bench_training.py, "rows per
+# block"); fewer rows on wide data, so that a block's temporaries stay near
+# ``INFERENCE_ELEMENTS`` values (16 MB in float64).
+INFERENCE_ROWS_PER_BLOCK = 2048
+INFERENCE_ELEMENTS = 2**21
+
 
 def blocks(n, per_block):
     """Split ``range(n)`` into near-equal slices of about ``per_block``."""
@@ -221,3 +229,29 @@ class BlockRunner:
         run = _in_callers_state(func, np.geterr(), get_config())
         futures = [self._executor.submit(run, item) for item in items]
         return [future.result() for future in futures]
+
+
+def inference_rows_per_block(width):
+    """Rows per inference block when temporaries are ``width`` values wide."""
+    return max(1, min(INFERENCE_ROWS_PER_BLOCK,
+                      INFERENCE_ELEMENTS // max(1, width)))
+
+
+def map_row_blocks(func, n_rows, rows_per_block, out):
+    """``out[rows] = func(rows)`` for fixed blocks of ``range(n_rows)``.
+
+    For inference (``transform``, ``score_samples``...): the blocks depend
+    only on ``n_rows`` and ``rows_per_block``, each runs with
+    single-threaded BLAS, and they are spread over the threads available
+    (:func:`available_threads`), so ``out`` is bitwise the same for any
+    number of threads. ``func`` gets a slice and returns that block's
+    result; it must not write outside it. Returns ``out``.
+    """
+    parts = blocks(n_rows, rows_per_block)
+
+    def run(rows):
+        out[rows] = func(rows)
+
+    with BlockRunner(min(available_threads(), len(parts))) as runner:
+        runner.map(run, parts)
+    return out
