@@ -6,6 +6,7 @@ too. These tests use the real process-wide BLAS limits, so they do not use
 the ``quiet_single_threaded_blas`` fixture.
 """
 
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -240,5 +241,18 @@ def test_available_threads_follows_limits_set_after_a_first_call():
     # The threadpoolctl controller is kept between calls; the limits it
     # reads are not.
     available_threads()
+    with threadpool_limits(1, user_api="blas"):
+        assert available_threads() == 1
+
+
+def test_controller_is_remade_when_modules_are_imported(monkeypatch):
+    # The rule of threadpoolctl >= 3.8's get_cached_controller, kept here for
+    # older threadpoolctl (a BLAS comes with the extension module using it).
+    monkeypatch.setattr(_parallel, "_cached_controller", None)
+    monkeypatch.setattr(_parallel, "_controller_cache", [None, 0])
+    first = _parallel._controller()
+    assert _parallel._controller() is first
+    monkeypatch.setitem(sys.modules, "skdae_test_new_module", None)
+    assert _parallel._controller() is not first
     with threadpool_limits(1, user_api="blas"):
         assert available_threads() == 1
