@@ -248,10 +248,34 @@ def epoch_benchmark(X, args, threads, dtype):
         classes.append(RBMTrainer)
     with set_threads(threads):
         trainers = [cls(Xd, args) for cls in classes]
-        epochs = time_epochs(trainers, Xd, args.epochs)
-        encoders = [t for t in trainers if hasattr(t, "encode")]
+        return time_epochs(trainers, Xd, args.epochs)
+
+
+def transform_benchmark(X, args, threads, dtype):
+    """transform() rows/s of skdae and PyTorch, and of skdae's row blocks.
+
+    skdae encodes by fixed blocks of rows on single-threaded BLAS (its codes
+    do not depend on the thread count); the last rows time it with other
+    block sizes than the default, which this measurement chose.
+    """
+    from skdae import _parallel
+
+    Xd = X.astype(dtype)
+    classes = [SkdaeTrainer]
+    if torch is not None and not args.no_torch:
+        classes.append(TorchTrainer)
+    with set_threads(threads):
+        encoders = [cls(Xd, args) for cls in classes]
         rates = time_encode(encoders, Xd)
-    return epochs, rates
+        default = _parallel.INFERENCE_ROWS_PER_BLOCK
+        by_block = {}
+        try:
+            for rows in args.block_rows:
+                _parallel.INFERENCE_ROWS_PER_BLOCK = rows
+                by_block[rows] = time_encode(encoders[:1], Xd)["skdae"]
+        finally:
+            _parallel.INFERENCE_ROWS_PER_BLOCK = default
+    return rates, by_block
 
 
 SUBPROCESS_FIT = r"""
@@ -366,6 +390,12 @@ def sparse_benchmark(args):
 # --------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------
+def _default_block_rows():
+    from skdae import _parallel
+
+    return _parallel.INFERENCE_ROWS_PER_BLOCK
+
+
 def print_table(header, rows):
     widths = [max(len(str(r[i])) for r in [header] + rows)
               for i in range(len(header))]
@@ -394,8 +424,12 @@ def main(argv=None):
     p.add_argument("--sparse-rows", type=int, default=2000)
     p.add_argument("--sparse-width", type=int, default=20000)
     p.add_argument("--sparse-density", type=float, default=0.01)
+    p.add_argument("--block-rows", type=int, nargs="+",
+                   default=[256, 512, 1024, 2048, 4096],
+                   help="rows per block of skdae's transform to compare")
     p.add_argument("--skip", nargs="*", default=[],
-                   choices=["epochs", "startup", "memory", "sparse"])
+                   choices=["epochs", "transform", "startup", "memory",
+                            "sparse"])
     p.add_argument("--quick", action="store_true",
                    help="10000 rows, 1 timed epoch, float32, no RBM")
     args = p.parse_args(argv)
@@ -424,10 +458,10 @@ def main(argv=None):
     print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}\n")
 
     if "epochs" not in args.skip:
-        epoch_rows, encode_rows = [], []
+        epoch_rows = []
         for dtype in args.dtypes:
             for threads in args.threads:
-                epochs, rates = epoch_benchmark(X, args, threads, dtype)
+                epochs = epoch_benchmark(X, args, threads, dtype)
                 print(f"  [{dtype}, {threads} thread(s)] " + ", ".join(
                     f"{k} {v:.3f}" for k, v in epochs.items()),
                     file=sys.stderr, flush=True)
@@ -435,15 +469,28 @@ def main(argv=None):
                 for name, t in epochs.items():
                     epoch_rows.append((dtype, threads, name, f"{t:.3f}",
                                        f"{t / ref:.2f}"))
-                for name, r in rates.items():
-                    encode_rows.append((dtype, threads, name, f"{r:,.0f}",
-                                        f"{r / rates['skdae']:.2f}"))
         print("Seconds per epoch (ratio: time / skdae's time)")
         print_table(("dtype", "threads", "trainer", "s/epoch", "ratio"),
                     epoch_rows)
-        print(f"Encoding throughput, transform() of all {X.shape[0]} rows")
+
+    if "transform" not in args.skip:
+        encode_rows, block_rows = [], []
+        for dtype in args.dtypes:
+            for threads in args.threads:
+                rates, by_block = transform_benchmark(X, args, threads, dtype)
+                for name, r in rates.items():
+                    encode_rows.append((dtype, threads, name, f"{r:,.0f}",
+                                        f"{r / rates['skdae']:.2f}"))
+                block_rows.append((dtype, threads, *(
+                    f"{r:,.0f}" for r in by_block.values())))
+        print(f"Encoding throughput, transform() of all {X.shape[0]} rows "
+              "(ratio: rows/s / skdae's rows/s)")
         print_table(("dtype", "threads", "encoder", "rows/s", "ratio"),
                     encode_rows)
+        print("skdae transform() rows/s by rows per block (the default: "
+              f"{_default_block_rows()})")
+        print_table(("dtype", "threads", *map(str, args.block_rows)),
+                    block_rows)
 
     if "startup" not in args.skip:
         res = startup_benchmark(args)

@@ -10,7 +10,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import check_array, check_random_state, gen_batches
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -25,6 +25,8 @@ from ._optimizers import make_optimizer
 from ._parallel import (
     BlockRunner,
     available_threads,
+    inference_rows_per_block,
+    map_row_blocks,
 )
 from ._repr import DocumentationLinkMixin
 from ._sampling import (
@@ -45,9 +47,6 @@ from ._training import (
     unpickled_state,
     validation_split,
 )
-
-# Rows per chunk when encoding / scoring many samples: bounds the temporaries.
-_CHUNK_ELEMENTS = 2**22
 
 
 def _uniform_rows(rng, bound, shape, dtype):
@@ -484,7 +483,7 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
                           dtype=[np.float64, np.float32],
                           ensure_all_finite="allow-nan", reset=False)
-        return self._encode(X)
+        return self._encode_by_blocks(X)
 
     def inverse_transform(self, X):
         """Decode codes back to the input space.
@@ -511,10 +510,18 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 f"codes of width n_components={self.n_components_}. Pass the "
                 "output of transform() to inverse_transform()."
             )
-        A = self._decoder_products(H)
-        K.bias_output(A, self.intercept_visible_.astype(A.dtype, copy=False),
-                      K.LOSS_CODES[self.loss_])
-        return A
+        if sp.issparse(H):
+            H = H.tocsr()
+        bias = self.intercept_visible_.astype(H.dtype, copy=False)
+
+        def decode(rows):
+            A = self._decoder_products(H[rows])
+            K.bias_output(A, bias, K.LOSS_CODES[self.loss_])
+            return A
+
+        out = np.empty((H.shape[0], self.n_features_in_), dtype=H.dtype)
+        return map_row_blocks(decode, H.shape[0],
+                              inference_rows_per_block(out.shape[1]), out)
 
     def score_samples(self, X):
         """Minus the reconstruction loss of each clean sample.
@@ -875,23 +882,44 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                         K.ACTIVATION_CODES[self.activation])
         return H
 
+    def _encode_by_blocks(self, X):
+        """``_encode(X)`` by fixed blocks of rows on single-threaded BLAS.
+
+        The codes are then the same whatever the number of threads (a
+        multi-threaded BLAS rounds differently at each thread count).
+        """
+        if sp.issparse(X):
+            X = X.tocsr()
+        out = np.empty((X.shape[0], self.n_components_), dtype=X.dtype)
+        return map_row_blocks(lambda rows: self._encode(X[rows]), X.shape[0],
+                              inference_rows_per_block(out.shape[1]), out)
+
     def _decoder_products(self, H):
         _, W_dec = self._weights_as(H.dtype)
         return np.ascontiguousarray(H @ W_dec)
 
     def _reconstruction_losses(self, X, rows):
-        """Clean reconstruction loss of the rows ``rows`` of X, in chunks."""
-        out = np.empty(rows.shape[0])
-        chunk = max(1, _CHUNK_ELEMENTS // max(X.shape[1], self.n_components_))
+        """Clean reconstruction loss of the rows ``rows`` of X.
+
+        By fixed blocks of rows on single-threaded BLAS: the same losses
+        whatever the number of threads.
+        """
         loss_code = K.LOSS_CODES[self.loss_]
-        for batch in gen_batches(rows.shape[0], chunk):
-            Xb = X[rows[batch]]
+        bias = self.intercept_visible_.astype(X.dtype, copy=False)
+
+        def losses(block):
+            Xb = X[rows[block]]
             A = self._decoder_products(self._encode(Xb))
             if sp.issparse(Xb):
                 Xb = Xb.toarray()
-            K.row_losses(A, self.intercept_visible_.astype(A.dtype, copy=False),
-                         Xb, loss_code, out[batch])
-        return out
+            out = np.empty(Xb.shape[0])
+            K.row_losses(A, bias, Xb, loss_code, out)
+            return out
+
+        width = max(X.shape[1], self.n_components_)
+        return map_row_blocks(losses, rows.shape[0],
+                              inference_rows_per_block(width),
+                              np.empty(rows.shape[0]))
 
 
 def _missing_as_zero(X):

@@ -24,6 +24,7 @@ from ._base import (
     check_hidden_layer_sizes,
 )
 from ._network import Head, predict_head, train
+from ._parallel import inference_rows_per_block, map_row_blocks
 from ._repr import DocumentationLinkMixin
 from ._stacked import StackedDenoisingAutoencoder, _per_layer
 from ._training import (
@@ -671,8 +672,18 @@ class StackedDenoisingAutoencoderClassifier(ClassifierMixin, DocumentationLinkMi
     def _output(self, X, log):
         """Softmax output (or its log) in the dtype of the weights."""
         X = X.astype(self.coefs_[0].dtype, copy=False)
-        return predict_head(self.coefs_, self.intercepts_, self._activations,
-                            self._head(), X, log=log)
+        head = self._head()
+
+        def output(rows):
+            return predict_head(self.coefs_, self.intercepts_,
+                                self._activations, head, X[rows], log=log)
+
+        # By fixed blocks of rows on single-threaded BLAS: the same
+        # probabilities whatever the number of threads.
+        width = max(X.shape[1], *(W.shape[1] for W in self.coefs_))
+        out = np.empty((X.shape[0], head.n_outputs), dtype=X.dtype)
+        return map_row_blocks(output, X.shape[0],
+                              inference_rows_per_block(width), out)
 
 
 def _can_stratify(y_codes, validation_fraction):

@@ -16,6 +16,7 @@ from sklearn.utils.validation import (
 from . import _kernels as K
 from ._base import IntInterval, check_finite_if_assumed
 from ._network import bias_activate
+from ._parallel import inference_rows_per_block, map_row_blocks
 from ._repr import DocumentationLinkMixin
 from ._scatter import add_statistics, layer_statistics, solve_layer
 
@@ -249,15 +250,25 @@ class MarginalizedDenoisingAutoencoder(TransformerMixin, DocumentationLinkMixin,
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr",
                           dtype=[np.float64, np.float32], reset=False)
-        codes = self._encode(X, self.coefs_, self.intercepts_)
-        if self.features == "last":
-            return codes[-1]
-        if self.features == "layers":
-            return np.hstack(codes)
+
+        def encode(rows):
+            codes = self._encode(X[rows], self.coefs_, self.intercepts_)
+            return codes[-1] if self.features == "last" else np.hstack(codes)
+
+        # By fixed blocks of rows on single-threaded BLAS: the same codes
+        # whatever the number of threads.
+        widths = [len(b) for b in self.intercepts_]
+        out = np.empty((X.shape[0], widths[-1] if self.features == "last"
+                        else sum(widths)), dtype=X.dtype)
+        width = max(X.shape[1], out.shape[1])
+        out = map_row_blocks(encode, X.shape[0],
+                             inference_rows_per_block(width), out)
+        if self.features != "all":
+            return out
         if sp.issparse(X):
-            return sp.hstack([X] + [sp.csr_matrix(h) for h in codes],
-                             format="csr", dtype=X.dtype)
-        return np.hstack([X] + codes)
+            return sp.hstack([X, sp.csr_matrix(out)], format="csr",
+                             dtype=X.dtype)
+        return np.hstack([X, out])
 
     def score_samples(self, X):
         """Minus the clean reconstruction loss of each sample by the first layer.

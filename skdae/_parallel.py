@@ -13,12 +13,18 @@ too. Only one pool is ever busy: BLAS is limited to one thread meanwhile.
 
 import itertools
 import os
+import sys
 import threading
 
 import numba
 import numpy as np
 from sklearn import get_config, set_config
-from threadpoolctl import ThreadpoolController, threadpool_info
+from threadpoolctl import ThreadpoolController
+
+try:
+    from threadpoolctl import get_cached_controller as _cached_controller
+except ImportError:  # threadpoolctl < 3.8
+    _cached_controller = None
 
 from ._handoff import Handoff
 
@@ -27,6 +33,14 @@ from ._handoff import Handoff
 # run near its peak on one core, small enough to feed two or more cores.
 ROWS_PER_BLOCK = 64
 UNITS_PER_BLOCK = 256
+
+# Rows per block of inference (transform, score_samples...), for
+# ``map_row_blocks``. Single-threaded sgemm on 784 x 500 weights reaches its
+# plateau from about 1024 rows (benchmarks/bench_training.py, "rows per
+# block"); fewer rows on wide data, so that a block's temporaries stay near
+# ``INFERENCE_ELEMENTS`` values (16 MB in float64).
+INFERENCE_ROWS_PER_BLOCK = 2048
+INFERENCE_ELEMENTS = 2**21
 
 
 def blocks(n, per_block):
@@ -43,8 +57,8 @@ def available_threads():
     so that ``GridSearchCV(n_jobs=k)`` does not oversubscribe),
     ``NUMBA_NUM_THREADS`` / ``numba.set_num_threads`` and the CPU affinity.
     """
-    limits = [info["num_threads"] for info in threadpool_info()
-              if info["user_api"] == "blas"]
+    limits = [lib.get_num_threads() for lib in _blas_controllers()]
+    limits = [n for n in limits if n is not None]
     limits.append(numba.get_num_threads())
     if hasattr(os, "sched_getaffinity"):
         limits.append(len(os.sched_getaffinity(0)))
@@ -53,9 +67,32 @@ def available_threads():
     return max(1, min(limits))
 
 
+_controller_lock = threading.Lock()
+_controller_cache = [None, 0]  # [controller, len(sys.modules) when made]
+
+
+def _controller():
+    """A ``ThreadpoolController``, remade only when modules were imported.
+
+    Making one scans every loaded shared library (milliseconds; more than
+    the encoding of a small batch). threadpoolctl >= 3.8 caches it with this
+    rule: a BLAS is loaded by importing the extension module linked to it,
+    so the controller is current while ``len(sys.modules)`` is unchanged.
+    """
+    if _cached_controller is not None:
+        return _cached_controller()
+    controller, n_modules = _controller_cache
+    if controller is None or n_modules != len(sys.modules):
+        with _controller_lock:
+            n_modules = len(sys.modules)
+            controller = ThreadpoolController()
+            _controller_cache[:] = [controller, n_modules]
+    return controller
+
+
 def _blas_controllers():
     """threadpoolctl's controllers of the BLAS libraries loaded now."""
-    return ThreadpoolController().select(user_api="blas").lib_controllers
+    return _controller().select(user_api="blas").lib_controllers
 
 
 def _set_blas_threads(lib, n_threads):
@@ -258,3 +295,29 @@ class BlockRunner:
             self._errors.clear()
             raise error
         return results
+
+
+def inference_rows_per_block(width):
+    """Rows per inference block when temporaries are ``width`` values wide."""
+    return max(1, min(INFERENCE_ROWS_PER_BLOCK,
+                      INFERENCE_ELEMENTS // max(1, width)))
+
+
+def map_row_blocks(func, n_rows, rows_per_block, out):
+    """``out[rows] = func(rows)`` for fixed blocks of ``range(n_rows)``.
+
+    For inference (``transform``, ``score_samples``...): the blocks depend
+    only on ``n_rows`` and ``rows_per_block``, each runs with
+    single-threaded BLAS, and they are spread over the threads available
+    (:func:`available_threads`), so ``out`` is bitwise the same for any
+    number of threads. ``func`` gets a slice and returns that block's
+    result; it must not write outside it. Returns ``out``.
+    """
+    parts = blocks(n_rows, rows_per_block)
+
+    def run(rows):
+        out[rows] = func(rows)
+
+    with BlockRunner(min(available_threads(), len(parts))) as runner:
+        runner.map(run, parts)
+    return out

@@ -23,3 +23,13 @@ class DocumentationLinkMixin:
     _doc_link_module = "skdae"
     _doc_link_template = (
         DOCS_URL + "generated/{estimator_module}.{estimator_name}.html")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A public class says it lives in ``skdae`` (see skdae/__init__.py)
+        # from its definition on, even when its private module is imported
+        # directly; subclasses defined elsewhere keep their own module.
+        from . import _MODULES
+
+        if _MODULES.get(cls.__qualname__) == cls.__module__:
+            cls.__module__ = "skdae"

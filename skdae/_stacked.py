@@ -26,7 +26,7 @@ from ._base import (
 )
 from ._fine_tuning import deep_network, fine_tune, forget_fine_tuning
 from ._network import row_losses
-from ._parallel import BlockRunner, available_threads, blocks
+from ._parallel import inference_rows_per_block, map_row_blocks
 from ._repr import DocumentationLinkMixin
 from ._training import (
     check_structure,
@@ -36,9 +36,6 @@ from ._training import (
     unpickled_state,
     validation_split,
 )
-
-# Rows per block when encoding the training data of the next layer.
-_ENCODE_ROWS_PER_BLOCK = 2048
 
 # Settings that may differ between layers: a scalar or one value per layer.
 PER_LAYER_PARAMS = ("corruption", "corruption_level", "uncorrupted_weight",
@@ -62,23 +59,27 @@ def _per_layer(estimator, name, n_layers):
     return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
-def _encode_for_next_layer(layer, X):
-    """``layer.transform(X)`` by fixed blocks of rows on single-threaded BLAS.
+def _encode_through(layers, X):
+    """The top code of ``layers`` on X, by fixed blocks of rows.
 
-    The codes a layer is trained on are then the same whatever the number of
-    threads (a multi-threaded BLAS rounds differently from one thread count
-    to another), as the training of each layer is (``_parallel``).
+    On single-threaded BLAS (``_parallel.map_row_blocks``): the codes are
+    the same whatever the number of threads, those a layer is trained on as
+    those ``transform`` returns. The layers' own encoders, not their
+    ``transform``: arrays in and out whatever sklearn's transform_output.
     """
-    codes = np.empty((X.shape[0], layer.n_components_), dtype=X.dtype)
+    if sp.issparse(X):
+        X = X.tocsr()
 
     def encode(rows):
-        # The layer's own encoder, not its transform: arrays in and out
-        # whatever sklearn's transform_output setting.
-        codes[rows] = layer._encode(X[rows])
+        H = X[rows]
+        for layer in layers:
+            H = layer._encode(H)
+        return H
 
-    with BlockRunner(available_threads()) as runner:
-        runner.map(encode, blocks(X.shape[0], _ENCODE_ROWS_PER_BLOCK))
-    return codes
+    width = max(layer.n_components_ for layer in layers)
+    out = np.empty((X.shape[0], layers[-1].n_components_), dtype=X.dtype)
+    return map_row_blocks(encode, X.shape[0], inference_rows_per_block(width),
+                          out)
 
 
 def _layer_params(estimator, sizes, shared):
@@ -520,10 +521,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
                           dtype=[np.float64, np.float32],
                           ensure_all_finite=self._finite_policy, reset=False)
-        # The layers' own encoders pass arrays (never DataFrames) up.
-        for layer in self.autoencoders_:
-            X = layer._encode(X)
-        return X
+        return _encode_through(self.autoencoders_, X)
 
     def inverse_transform(self, X):
         """Decode top-layer codes back to the input space, through every layer.
@@ -579,14 +577,24 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
         if sp.issparse(X):
             X = X.tocsr()
         network = deep_network(self.autoencoders_, X.dtype)
-        missing = np.isnan(X.toarray() if sp.issparse(X) else X)
-        if not missing.any():
-            return -row_losses(*network, X, X)
-        # Missing entries are encoded as 0 and carry no loss, as in the
-        # layers' own score_samples.
-        X = X.toarray() if sp.issparse(X) else X
-        X = np.where(missing, 0, X)
-        return -row_losses(*network, X, X, target_weights=~missing)
+        missing = np.isnan(X.data if sp.issparse(X) else X)
+        weights = None
+        if missing.any():
+            # Missing entries are encoded as 0 and carry no loss, as in the
+            # layers' own score_samples.
+            X = X.toarray() if sp.issparse(X) else X
+            missing = np.isnan(X)
+            X = np.where(missing, 0, X)
+            weights = ~missing
+
+        def losses(rows):
+            return row_losses(*network, X[rows], X[rows], target_weights=(
+                None if weights is None else weights[rows]))
+
+        width = max(X.shape[1], *(W.shape[1] for W in network[0]))
+        return -map_row_blocks(losses, X.shape[0],
+                               inference_rows_per_block(width),
+                               np.empty(X.shape[0]))
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples`: minus the mean reconstruction loss.
@@ -740,7 +748,7 @@ class StackedDenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin,
             layer._fit(codes, incremental,
                        tag=f"{type(self).__name__} layer {k + 1}/{n_layers}")
             if k + 1 < n_layers:
-                codes = _encode_for_next_layer(layer, codes)
+                codes = _encode_through([layer], codes)
 
     def _print_layer(self, k, n_inputs):
         if self.verbose:

@@ -46,7 +46,6 @@ from contextlib import contextmanager
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
 from sklearn.utils import gen_batches
 
 # An epoch whose mean loss exceeds this many times the loss the call started
@@ -202,6 +201,11 @@ def validation_split(estimator, indices, stratify=None):
     validates on the same rows, never on rows it trained on before. A fresh
     fit removes ``_validation_seed`` before it splits.
     """
+    # Imported here, for early stopping only: sklearn.model_selection (and
+    # sklearn.metrics, which it imports) was a third of what importing the
+    # DenoisingAutoencoder added to scikit-learn's and Numba's imports.
+    from sklearn.model_selection import train_test_split
+
     seed = getattr(estimator, "_validation_seed", None)
     if seed is None:
         seed = int(estimator._random_state.randint(np.iinfo(np.int32).max))

@@ -6,23 +6,26 @@ too. These tests use the real process-wide BLAS limits, so they do not use
 the ``quiet_single_threaded_blas`` fixture.
 """
 
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn import config_context, get_config
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from skdae import (
     DenoisingAutoencoder,
+    MarginalizedDenoisingAutoencoder,
     StackedDenoisingAutoencoder,
     StackedDenoisingAutoencoderClassifier,
     _handoff,
     _parallel,
 )
-from skdae._parallel import BlockRunner
+from skdae._parallel import BlockRunner, available_threads, map_row_blocks
 
 # warnings.catch_warnings is not thread-safe: filter for the whole module.
 pytestmark = pytest.mark.filterwarnings(
@@ -206,3 +209,89 @@ def test_handoff_counters_are_published_and_awaited():
     _handoff.publish(counters, 2, 2)
     assert _handoff.spin_until(counters, 1, 3, 1, 10)
     assert counters.tolist() == [0, 1, 2]
+
+
+# --------------------------------------------------------------------------
+# Inference: results independent of the thread count, like the weights
+# --------------------------------------------------------------------------
+INFERENCE = {
+    "dae": (ESTIMATORS["dae"],
+            ("transform", "score_samples", "inverse_transform")),
+    "stack": (ESTIMATORS["stack"],
+              ("transform", "score_samples", "inverse_transform")),
+    "classifier": (ESTIMATORS["classifier"],
+                   ("predict_proba", "predict_log_proba")),
+    "marginalized": (lambda: MarginalizedDenoisingAutoencoder(
+        n_layers=2), ("transform",)),
+}
+
+
+@pytest.fixture(scope="module")
+def inference_data(digits):
+    # Several blocks of rows (map_row_blocks), so that two threads share them.
+    X, y = digits
+    return np.tile(X, (3, 1)), y[:300]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("name", sorted(INFERENCE))
+def test_inference_is_bitwise_independent_of_the_thread_count(
+        name, sparse, dtype, inference_data):
+    # A whole-array, multi-threaded BLAS product rounds differently at 1
+    # and 2 threads (it did in float64 on OpenBLAS's SkylakeX kernel).
+    make, methods = INFERENCE[name]
+    X, y = inference_data
+    X = X.astype(dtype)
+    model = make().fit(X[:300], y)
+    if sparse:
+        X = sp.csr_matrix(X)
+    for method in methods:
+        if method == "inverse_transform":
+            with threadpool_limits(1):
+                codes = model.transform(X)
+            args = (codes,)
+        else:
+            args = (X,)
+        with threadpool_limits(1):
+            one = getattr(model, method)(*args)
+        with threadpool_limits(2):
+            two = getattr(model, method)(*args)
+        if sp.issparse(one):
+            one, two = one.toarray(), two.toarray()
+        assert one.dtype == two.dtype
+        np.testing.assert_array_equal(one, two, err_msg=method)
+
+
+def test_map_row_blocks_keeps_the_order_of_rows_and_the_blas_limits():
+    before = _blas_threads()
+
+    def rows_and_blas(rows):
+        assert set(_blas_threads()) <= {1}
+        return np.arange(rows.start, rows.stop)
+
+    with threadpool_limits(2):
+        out = map_row_blocks(rows_and_blas, 1000, 64, np.empty(1000, int))
+    np.testing.assert_array_equal(out, np.arange(1000))
+    assert _blas_threads() == before
+
+
+def test_available_threads_follows_limits_set_after_a_first_call():
+    # The threadpoolctl controller is kept between calls; the limits it
+    # reads are not.
+    available_threads()
+    with threadpool_limits(1, user_api="blas"):
+        assert available_threads() == 1
+
+
+def test_controller_is_remade_when_modules_are_imported(monkeypatch):
+    # The rule of threadpoolctl >= 3.8's get_cached_controller, kept here for
+    # older threadpoolctl (a BLAS comes with the extension module using it).
+    monkeypatch.setattr(_parallel, "_cached_controller", None)
+    monkeypatch.setattr(_parallel, "_controller_cache", [None, 0])
+    first = _parallel._controller()
+    assert _parallel._controller() is first
+    monkeypatch.setitem(sys.modules, "skdae_test_new_module", None)
+    assert _parallel._controller() is not first
+    with threadpool_limits(1, user_api="blas"):
+        assert available_threads() == 1
