@@ -49,7 +49,12 @@ from ._network import (
     row_losses,
 )
 from ._optimizers import make_optimizer
-from ._parallel import BlockRunner, available_threads
+from ._parallel import (
+    BlockRunner,
+    available_threads,
+    inference_rows_per_block,
+    map_row_blocks,
+)
 from ._repr import DocumentationLinkMixin
 from ._training import (
     batch_size_for,
@@ -295,21 +300,39 @@ class _BaseTabularNetwork(BaseEstimator):
         """Activations of the encoder's layers: all of them, or the code."""
         depth = self._n_encoder_layers
         layers = range(depth) if which == "all" else [depth - 1]
-        return hidden_layers(self.coefs_, self.intercepts_,
-                             self._activation_codes(), inputs, layers)
+        width = sum(self.coefs_[k].shape[1] for k in layers)
+        return self._by_blocks(
+            lambda block, _: hidden_layers(self.coefs_, self.intercepts_,
+                                           self._activation_codes(), block,
+                                           layers), inputs, (width,))
 
     def _outputs(self, X, start=0):
         """Head outputs (standardised numerics, category probabilities)."""
-        return predict_head(self.coefs_, self.intercepts_,
-                            self._activation_codes(), self._head(), X,
-                            start=start)
+        head = self._head()
+        return self._by_blocks(
+            lambda block, _: predict_head(self.coefs_, self.intercepts_,
+                                          self._activation_codes(), head,
+                                          block, start=start),
+            X, (head.n_outputs,))
 
     def _row_losses(self, inputs, targets, missing):
         """Loss of each clean row over its observed entries."""
+        targets = targets.astype(DTYPE)
         weights = (~missing).astype(DTYPE)
-        return row_losses(self.coefs_, self.intercepts_,
-                          self._activation_codes(), self._head(), inputs,
-                          targets.astype(DTYPE), weights)
+        head = self._head()
+        return self._by_blocks(
+            lambda block, rows: row_losses(
+                self.coefs_, self.intercepts_, self._activation_codes(), head,
+                block, targets[rows], weights[rows]), inputs, (), np.float64)
+
+    def _by_blocks(self, func, X, shape, dtype=DTYPE):
+        """``func(X[rows], rows)`` over fixed blocks of rows, each on
+        single-threaded BLAS: the same result whatever the number of threads.
+        """
+        width = max(X.shape[1], *(W.shape[1] for W in self.coefs_))
+        out = np.empty((X.shape[0], *shape), dtype=dtype)
+        return map_row_blocks(lambda rows: func(X[rows], rows), X.shape[0],
+                              inference_rows_per_block(width), out)
 
     # ------------------------------------------------------------------
     # Fitted column attributes (views of the column state)

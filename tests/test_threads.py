@@ -19,9 +19,11 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from skdae import (
     DenoisingAutoencoder,
+    DenoisingAutoencoderImputer,
     MarginalizedDenoisingAutoencoder,
     StackedDenoisingAutoencoder,
     StackedDenoisingAutoencoderClassifier,
+    TabularDenoisingAutoencoder,
     _handoff,
     _parallel,
 )
@@ -261,6 +263,30 @@ def test_inference_is_bitwise_independent_of_the_thread_count(
             one, two = one.toarray(), two.toarray()
         assert one.dtype == two.dtype
         np.testing.assert_array_equal(one, two, err_msg=method)
+
+
+@pytest.mark.parametrize("name", ["tabular", "imputer"])
+def test_table_inference_is_bitwise_independent_of_the_thread_count(
+        name, inference_data):
+    X = np.tile(inference_data[0], (1, 4))
+    X[np.random.RandomState(0).uniform(size=X.shape) < 0.1] = np.nan
+    if name == "tabular":
+        model = TabularDenoisingAutoencoder(hidden_layer_sizes=(48, 16),
+                                            max_iter=2, random_state=0)
+        methods = ("transform", "score_samples", "inverse_transform")
+    else:
+        model = DenoisingAutoencoderImputer(max_iter=2, random_state=0)
+        methods = ("transform",)
+    model.fit(X[:300])
+    for method in methods:
+        args = (model.transform(X),) if method == "inverse_transform" else (X,)
+        with threadpool_limits(1):
+            one = getattr(model, method)(*args)
+        with threadpool_limits(2):
+            two = getattr(model, method)(*args)
+        np.testing.assert_array_equal(np.asarray(one, dtype=float),
+                                      np.asarray(two, dtype=float),
+                                      err_msg=method)
 
 
 def test_map_row_blocks_keeps_the_order_of_rows_and_the_blas_limits():
