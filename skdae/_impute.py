@@ -28,6 +28,7 @@ from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from . import _columns as C
+from ._network import predict_head
 from ._repr import DocumentationLinkMixin
 from ._tabular import DTYPE, _BaseTabularNetwork, auto_width
 from ._training import transaction, validation_split
@@ -39,6 +40,11 @@ MIN_VALIDATION_ROWS = 10
 # validation rows under different maskings, at most this many times).
 MIN_SCORED_ENTRIES = 2000
 MAX_VALIDATION_COPIES = 20
+# n_networks="auto": about this many rows divided by the number of rows,
+# between 1 and MAX_AUTO_NETWORKS networks (averaging networks trained from
+# different seeds helps most where the data are few).
+AUTO_ENSEMBLE_ROWS = 20000
+MAX_AUTO_NETWORKS = 5
 
 
 def _masked(inputs, state, mask):
@@ -319,6 +325,8 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None,
                                                       closed="left"),
                                StrOptions({"auto"})],
+        "n_networks": [Interval(Integral, 1, None, closed="left"),
+                       StrOptions({"auto"})],
         "sample_posterior": ["boolean"],
         "add_indicator": ["boolean"],
         "keep_empty_features": ["boolean"],
@@ -336,6 +344,7 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         categorical_features="from_dtype",
         corruption_level=0.25,
         uncorrupted_weight=0.5,
+        n_networks="auto",
         sample_posterior=False,
         add_indicator=False,
         keep_empty_features=False,
@@ -363,6 +372,7 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         self.categorical_features = categorical_features
         self.corruption_level = corruption_level
         self.uncorrupted_weight = uncorrupted_weight
+        self.n_networks = n_networks
         self.sample_posterior = sample_posterior
         self.add_indicator = add_indicator
         self.keep_empty_features = keep_empty_features
@@ -410,6 +420,7 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         with transaction(self):
             X = _as_missing(self._dense(X), self.missing_values)
             inputs, targets, missing = self._fit(X, incremental=False)
+            self._train_more_networks(inputs, targets, missing)
             if self.add_indicator:
                 self.indicator_ = MissingIndicator(error_on_new=False)
                 self.indicator_._fit(missing, precomputed=True)
@@ -509,13 +520,85 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         level = self.corruption_level if self.corruption_level > 0 else 0.25
         return observed & (rng.uniform(size=observed.shape) < level)
 
+    def _n_networks_for(self, n_samples):
+        """``n_networks``, "auto" resolved for ``n_samples`` rows."""
+        if self.n_networks != "auto":
+            return self.n_networks
+        return int(np.clip(round(AUTO_ENSEMBLE_ROWS / max(n_samples, 1)), 1,
+                           MAX_AUTO_NETWORKS))
+
+    def _train_more_networks(self, inputs, targets, missing):
+        """``networks_``: the network trained by ``_fit`` and the others.
+
+        Each further network starts from its own weights and noise (a seed
+        drawn from the random stream), validates on the same rows, and is
+        trained exactly as the first; the training attributes stay those of
+        the first network.
+        """
+        networks = [{"coefs": self.coefs_, "intercepts": self.intercepts_}]
+        count = self._n_networks_for(inputs.shape[0])
+        if count > 1:
+            first = {name: getattr(self, name) for name in (
+                "coefs_", "intercepts_", "loss_curve_", "best_loss_",
+                "validation_scores_", "best_validation_score_", "n_iter_",
+                "t_", "_no_improvement_count", "_random_state")}
+            first_optimizer = self.__dict__.get("_optimizer_state")
+            validation_seed = self.__dict__.get("_validation_seed")
+            for _ in range(count - 1):
+                rng = np.random.RandomState(
+                    self._random_state.randint(np.iinfo(np.int32).max))
+                self._initialize(self._columns, rng)
+                if validation_seed is not None:
+                    self._validation_seed = validation_seed
+                self._train(inputs, targets, missing, incremental=False)
+                networks.append({"coefs": self.coefs_,
+                                 "intercepts": self.intercepts_})
+            self.__dict__.update(first)
+            self.__dict__.pop("_optimizer_state", None)
+            if first_optimizer is not None:
+                self._optimizer_state = first_optimizer
+        self.networks_ = networks
+
+    def _outputs(self, X, start=0, networks=None):
+        """Head outputs averaged over ``networks`` (default: all of them)."""
+        networks = self.networks_ if networks is None else networks
+        acts, head = self._activation_codes(), self._head()
+        out = None
+        for net in networks:
+            y = predict_head(net["coefs"], net["intercepts"], acts, head, X,
+                             start=start)
+            out = y if out is None else out + y
+        return out if len(networks) == 1 else out / DTYPE(len(networks))
+
+    def _draws(self, inputs, rng):
+        """Head outputs of one draw per row, before the residual noise.
+
+        Each row is fed, with a fresh masking of a fraction
+        ``corruption_level`` of its entries (as in training), to one of
+        ``networks_`` picked at random: the spread of the draws of a row is
+        the network's own uncertainty about it.
+        """
+        n, d = inputs.shape[0], len(self._columns["dtypes"])
+        level = self.corruption_level
+        pick = rng.randint(len(self.networks_), size=n)
+        mask = rng.uniform(size=(n, d)) < level
+        masked = _masked(inputs, self._columns, mask)
+        out = np.empty((n, self._columns["n_outputs"]), dtype=np.float64)
+        for k, net in enumerate(self.networks_):
+            rows = np.flatnonzero(pick == k)
+            if rows.size:
+                out[rows] = self._outputs(masked[rows], networks=[net])
+        return out
+
     def _residuals(self, inputs, targets, missing):
-        """``residual_scale_``: the error of imputing one entry per row.
+        """``residual_scale_`` and the noise scale of ``sample_posterior``.
 
         On the validation rows (the training rows without early stopping),
         repeated up to ``MAX_VALIDATION_COPIES`` times, one observed entry
         of each row is masked at random and imputed from the rest of its
-        row, as a missing entry is.
+        row, as a missing entry is. The noise added to a draw makes the
+        mean squared spread of the draws (network and masking, then noise)
+        match the squared error of the imputations.
         """
         rows = np.arange(inputs.shape[0])
         seed = 0
@@ -533,28 +616,36 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         mask = np.zeros_like(observed)
         mask[np.arange(rows.shape[0]), pick] = observed[np.arange(
             rows.shape[0]), pick]
-        outputs = self._outputs(_masked(inputs[rows], self._columns, mask))
+        masked = _masked(inputs[rows], self._columns, mask)
+        outputs = self._outputs(masked)
+        draws = self._draws(masked, rng)
         scale = np.ones(missing.shape[1])  # unseen: the mean's error
+        noise = np.ones(missing.shape[1])
         starts = self._columns["output_start"]
         for j in np.flatnonzero(~self.is_categorical_):
             hit = mask[:, j]
             if hit.any():
                 err = outputs[hit, starts[j]] - targets[rows[hit], j]
-                scale[j] = np.sqrt(np.mean(err.astype(np.float64) ** 2))
-        self.residual_scale_ = scale * np.where(self.is_categorical_, np.nan,
-                                                self._columns["scale"])
+                mse = np.mean(err.astype(np.float64) ** 2)
+                spread = np.mean((draws[hit, starts[j]]
+                                  - outputs[hit, starts[j]]) ** 2)
+                scale[j] = np.sqrt(mse)
+                noise[j] = np.sqrt(max(mse - spread, 0.0))
+        units = np.where(self.is_categorical_, np.nan, self._columns["scale"])
+        self.residual_scale_ = scale * units
+        self._posterior_noise = noise  # standardised units
 
     def _predictions(self, inputs):
         """Head outputs to decode: predictions, or draws if sample_posterior."""
-        outputs = self._outputs(inputs).astype(np.float64)
         state = self._columns
         starts, stops = state["output_start"], state["output_stop"]
         numeric = np.flatnonzero(~self.is_categorical_)
         if self.sample_posterior:
             rng = check_random_state(self.random_state)
-            sigma = self.residual_scale_[numeric] / state["scale"][numeric]
+            outputs = self._draws(inputs, rng)
             outputs[:, starts[numeric]] += rng.normal(
-                size=(inputs.shape[0], numeric.shape[0])) * sigma
+                size=(inputs.shape[0], numeric.shape[0])) * \
+                self._posterior_noise[numeric]
             for j in np.flatnonzero(self.is_categorical_):
                 p = outputs[:, starts[j]:stops[j]]
                 if p.shape[1] == 0:
@@ -565,6 +656,8 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
                                   p.shape[1] - 1)
                 p[:] = 0.0
                 p[np.arange(p.shape[0]), draw] = 1.0
+        else:
+            outputs = self._outputs(inputs).astype(np.float64)
         # Within the range observed in fit: a nearly constant column (a
         # border pixel) has a tiny scale, and the network's extrapolations
         # in its standardised units would be far off in the data's.

@@ -142,10 +142,16 @@ class _BaseTabularNetwork(BaseEstimator):
                 "activation": self.activation,
                 "categorical_features": self._categorical_spec()}
 
-    def _initialize(self, state):
-        """New weights for the columns ``state``, and a fresh training state."""
+    def _initialize(self, state, rng=None):
+        """New weights for the columns ``state``, and a fresh training state.
+
+        ``rng`` (default: a fresh one from ``random_state``) draws the
+        weights and is kept for training; a subclass passes another to
+        train a further network on the same columns.
+        """
         # Kept for partial_fit: later calls continue the same random stream.
-        self._random_state = rng = check_random_state(self.random_state)
+        self._random_state = rng = (check_random_state(self.random_state)
+                                    if rng is None else rng)
         self.__dict__.pop("_validation_seed", None)
         self.__dict__.pop("_optimizer_state", None)
         self._columns = state
