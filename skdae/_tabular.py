@@ -225,7 +225,7 @@ class _BaseTabularNetwork(BaseEstimator):
             indicators, uncorrupted_weight=self.uncorrupted_weight,
             pool=indices if validating else None,
             input_missing=missing if missing.any() else None)
-        batch_size = batch_size_for(self, indices.shape[0])
+        batch_size = self._batch_size_for(indices.shape[0])
         alpha = self.alpha
         n_coefs = len(coefs)
 
@@ -256,6 +256,10 @@ class _BaseTabularNetwork(BaseEstimator):
                        validation_score=validation_score,
                        warn=not incremental)
         keep_optimizer_state(self, optimizer, incremental)
+
+    def _batch_size_for(self, n_train):
+        """The minibatch size for ``n_train`` rows (subclasses may adapt)."""
+        return batch_size_for(self, n_train)
 
     def _validates(self, n_samples):
         """Whether fit sets rows aside for early stopping (subclasses adapt)."""
