@@ -28,6 +28,7 @@ from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from . import _columns as C
+from ._base import IntInterval
 from ._network import predict_head
 from ._repr import DocumentationLinkMixin
 from ._tabular import DTYPE, _BaseTabularNetwork, auto_width
@@ -362,7 +363,7 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None,
                                                       closed="left"),
                                StrOptions({"auto"})],
-        "n_networks": [Interval(Integral, 1, None, closed="left"),
+        "n_networks": [IntInterval(1, None, closed="left"),
                        StrOptions({"auto"})],
         "sample_posterior": ["boolean"],
         "add_indicator": ["boolean"],
