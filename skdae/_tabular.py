@@ -229,7 +229,8 @@ class _BaseTabularNetwork(BaseEstimator):
         alpha = self.alpha
         n_coefs = len(coefs)
 
-        with BlockRunner(available_threads()) as runner, np.errstate(
+        threads = self._training_threads(batch_size)
+        with BlockRunner(threads) as runner, np.errstate(
                 over="ignore", invalid="ignore"):
             ws = Workspace(batch_size, coefs, head, noise.n_groups, True,
                            runner)
@@ -256,6 +257,10 @@ class _BaseTabularNetwork(BaseEstimator):
                        validation_score=validation_score,
                        warn=not incremental)
         keep_optimizer_state(self, optimizer, incremental)
+
+    def _training_threads(self, batch_size):
+        """Threads of the training steps (subclasses may adapt)."""
+        return available_threads()
 
     def _batch_size_for(self, n_train):
         """The minibatch size for ``n_train`` rows (subclasses may adapt)."""
