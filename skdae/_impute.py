@@ -28,6 +28,9 @@ from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from . import _columns as C
+from ._base import IntInterval
+from ._network import predict_head
+from ._parallel import available_threads
 from ._repr import DocumentationLinkMixin
 from ._tabular import DTYPE, _BaseTabularNetwork, auto_width
 from ._training import transaction, validation_split
@@ -39,6 +42,28 @@ MIN_VALIDATION_ROWS = 10
 # validation rows under different maskings, at most this many times).
 MIN_SCORED_ENTRIES = 2000
 MAX_VALIDATION_COPIES = 20
+# hidden_layer_sizes="auto": at least this wide (letter, 16 columns of 20000
+# rows, imputed better at 128 units than at 64).
+MIN_AUTO_WIDTH = 128
+# batch_size="auto": about this many minibatches per epoch, each of 64 to
+# MAX_AUTO_BATCH rows (small tables get enough steps per epoch, large ones
+# fewer, larger and cheaper steps).
+AUTO_BATCH_STEPS = 50
+MAX_AUTO_BATCH = 256
+# Training steps of fewer multiply-adds (batch x weights) run on one thread.
+SERIAL_STEP_WORK = 5e7
+# n_networks="auto": about this many rows divided by the number of rows,
+# between 1 and MAX_AUTO_NETWORKS networks (averaging networks trained from
+# different seeds helps most where the data are few).
+AUTO_ENSEMBLE_ROWS = 20000
+MAX_AUTO_NETWORKS = 5
+# sample_posterior's noise: held-out errors averaged in this many bins of
+# the fraction of a row's other entries seen, each bin pulled towards the
+# column's average error by this many entries.
+N_NOISE_BINS = 5
+NOISE_PRIOR = 5
+# ... estimated on the validation rows repeated to about this many rows.
+NOISE_ROWS = 10000
 
 
 def _masked(inputs, state, mask):
@@ -110,7 +135,9 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
     weighing more (``uncorrupted_weight`` < 1). ``transform`` feeds each row
     with its missing entries masked and replaces them by the network's
     output, clipped to the range of the column's values seen in fit;
-    observed entries pass through unchanged, bit for bit.
+    observed entries pass through unchanged, bit for bit. Several networks
+    trained from different seeds (``n_networks``; five on small tables) are
+    averaged.
 
     Numeric columns are standardised internally, categorical ones
     (``categorical_features``, as in :class:`TabularDenoisingAutoencoder`)
@@ -129,9 +156,9 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
     hidden_layer_sizes : "auto" or array-like of int, default="auto"
         Widths of the encoder's layers; the decoder mirrors them (without
         the last). "auto" builds two encoder layers of twice the number of
-        model inputs (at least 64, at most 1024, a multiple of 32): with one
-        input per numeric column and category plus one indicator per column,
-        about four times the number of numeric columns.
+        model inputs (at least 128, at most 1024, a multiple of 32): with
+        one input per numeric column and category plus one indicator per
+        column, about four times the number of numeric columns.
 
     categorical_features : "from_dtype", array-like of {bool, int, str} or \
             None, default="from_dtype"
@@ -148,14 +175,26 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         Weight in the loss of the observed entries that were not masked
         (masked ones weigh 1): the emphasis of Vincent et al. (2010).
 
+    n_networks : int or "auto", default="auto"
+        Number of networks trained (from different initial weights and
+        noise, on the same validation rows) whose predictions are averaged.
+        "auto" means ``round(20000 / n_samples)``, between 1 and 5:
+        averaging helps most where rows are few, and costs little there.
+
     sample_posterior : bool, default=False
         Whether to draw each imputation at random instead of taking the
-        network's prediction: a numeric entry is the prediction plus
-        Gaussian noise of the column's residual standard deviation
-        (``residual_scale_``), a categorical entry a category drawn from the
-        predicted probabilities. Several ``random_state`` values then give
-        multiple imputations whose spread reflects how predictable each
-        column is.
+        averaged prediction. A row is drawn by feeding it, with a fresh
+        masking of a fraction ``corruption_level`` of its entries (as in
+        training), to one of the networks picked at random: the spread
+        between such draws is the model's own uncertainty about that row.
+        A numeric entry then gets Gaussian noise whose scale is set on the
+        validation rows so that the draws' mean squared spread equals the
+        squared error of the imputations, by column and by the fraction of
+        the row's other entries that are observed (five bins): an entry is
+        drawn more widely when its column is less predictable and when its
+        row shows less. A categorical entry is a category drawn from the
+        drawn probabilities. Several ``random_state`` values give multiple
+        imputations.
 
     add_indicator : bool, default=False
         If True, a :class:`~sklearn.impute.MissingIndicator` transform is
@@ -175,10 +214,11 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
     learning_rate_init : float, default=3e-3
         Learning rate.
 
-    batch_size : int or "auto", default=64
-        Minibatch size (at most the number of rows); "auto" means
-        ``min(200, n_samples)``. Small batches give small tables enough
-        steps per epoch.
+    batch_size : int or "auto", default="auto"
+        Minibatch size (at most the number of training rows); "auto" means
+        a 50th of the training rows, at least 64 and at most 256: small
+        tables get enough steps per epoch, large ones fewer and cheaper
+        steps.
 
     max_iter : int, default=300
         Maximum number of epochs.
@@ -231,10 +271,16 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
     Attributes
     ----------
     coefs_ : list of ndarray
-        Weights of every layer, ``coefs_[i]`` of shape (fan_in, fan_out).
+        Weights of every layer of the first network, ``coefs_[i]`` of shape
+        (fan_in, fan_out).
 
     intercepts_ : list of ndarray
-        Biases of every layer, ``intercepts_[i]`` of shape (fan_out,).
+        Biases of every layer of the first network, ``intercepts_[i]`` of
+        shape (fan_out,).
+
+    networks_ : list of dict
+        Every network averaged (the first holds ``coefs_`` and
+        ``intercepts_``): ``{"coefs": [...], "intercepts": [...]}``.
 
     hidden_layer_sizes_ : tuple of int
         The encoder's widths (resolves "auto").
@@ -263,7 +309,8 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         The indicator of ``add_indicator=True``.
 
     loss_curve_ : list of float
-        Mean training loss of each epoch, plus the L2 penalty.
+        Mean training loss of each epoch, plus the L2 penalty (of the first
+        network, as the other training attributes below).
 
     validation_scores_ : list of float or None
         Minus the mean imputation loss of the validation rows after each
@@ -319,6 +366,8 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None,
                                                       closed="left"),
                                StrOptions({"auto"})],
+        "n_networks": [IntInterval(1, None, closed="left"),
+                       StrOptions({"auto"})],
         "sample_posterior": ["boolean"],
         "add_indicator": ["boolean"],
         "keep_empty_features": ["boolean"],
@@ -336,13 +385,14 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         categorical_features="from_dtype",
         corruption_level=0.25,
         uncorrupted_weight=0.5,
+        n_networks="auto",
         sample_posterior=False,
         add_indicator=False,
         keep_empty_features=False,
         activation="relu",
         solver="adam",
         learning_rate_init=3e-3,
-        batch_size=64,
+        batch_size="auto",
         max_iter=300,
         alpha=0.0,
         early_stopping=True,
@@ -363,6 +413,7 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         self.categorical_features = categorical_features
         self.corruption_level = corruption_level
         self.uncorrupted_weight = uncorrupted_weight
+        self.n_networks = n_networks
         self.sample_posterior = sample_posterior
         self.add_indicator = add_indicator
         self.keep_empty_features = keep_empty_features
@@ -410,6 +461,7 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         with transaction(self):
             X = _as_missing(self._dense(X), self.missing_values)
             inputs, targets, missing = self._fit(X, incremental=False)
+            self._train_more_networks(inputs, targets, missing)
             if self.add_indicator:
                 self.indicator_ = MissingIndicator(error_on_new=False)
                 self.indicator_._fit(missing, precomputed=True)
@@ -474,8 +526,22 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
     # ------------------------------------------------------------------
     def _encoder_sizes(self, n_inputs):
         if isinstance(self.hidden_layer_sizes, str):
-            return (auto_width(n_inputs),) * 2
+            return (max(auto_width(n_inputs), MIN_AUTO_WIDTH),) * 2
         return super()._encoder_sizes(n_inputs)
+
+    def _training_threads(self, batch_size):
+        # Small steps run faster on one thread: on letter (batch 256, 128
+        # units, ~1e7 multiply-adds a step) an epoch took 145-162 ms on one
+        # thread and 571-662 ms on two (the pool's hand-offs cost more than
+        # the products), and results do not depend on the thread count.
+        work = batch_size * sum(W.size for W in self.coefs_)
+        return 1 if work < SERIAL_STEP_WORK else available_threads()
+
+    def _batch_size_for(self, n_train):
+        if self.batch_size == "auto":
+            return min(int(np.clip(n_train // AUTO_BATCH_STEPS, 64,
+                                   MAX_AUTO_BATCH)), n_train)
+        return min(self.batch_size, n_train)
 
     def _validates(self, n_samples):
         n_val = int(np.ceil(self.validation_fraction * n_samples))
@@ -509,13 +575,89 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         level = self.corruption_level if self.corruption_level > 0 else 0.25
         return observed & (rng.uniform(size=observed.shape) < level)
 
+    def _n_networks_for(self, n_samples):
+        """``n_networks``, "auto" resolved for ``n_samples`` rows."""
+        if self.n_networks != "auto":
+            return self.n_networks
+        return int(np.clip(round(AUTO_ENSEMBLE_ROWS / max(n_samples, 1)), 1,
+                           MAX_AUTO_NETWORKS))
+
+    def _train_more_networks(self, inputs, targets, missing):
+        """``networks_``: the network trained by ``_fit`` and the others.
+
+        Each further network starts from its own weights and noise (a seed
+        drawn from the random stream), validates on the same rows, and is
+        trained exactly as the first; the training attributes stay those of
+        the first network.
+        """
+        networks = [{"coefs": self.coefs_, "intercepts": self.intercepts_}]
+        count = self._n_networks_for(inputs.shape[0])
+        if count > 1:
+            first = {name: getattr(self, name) for name in (
+                "coefs_", "intercepts_", "loss_curve_", "best_loss_",
+                "validation_scores_", "best_validation_score_", "n_iter_",
+                "t_", "_no_improvement_count", "_random_state")}
+            first_optimizer = self.__dict__.get("_optimizer_state")
+            validation_seed = self.__dict__.get("_validation_seed")
+            for _ in range(count - 1):
+                rng = np.random.RandomState(
+                    self._random_state.randint(np.iinfo(np.int32).max))
+                self._initialize(self._columns, rng)
+                if validation_seed is not None:
+                    self._validation_seed = validation_seed
+                self._train(inputs, targets, missing, incremental=False)
+                networks.append({"coefs": self.coefs_,
+                                 "intercepts": self.intercepts_})
+            self.__dict__.update(first)
+            self.__dict__.pop("_optimizer_state", None)
+            if first_optimizer is not None:
+                self._optimizer_state = first_optimizer
+        self.networks_ = networks
+
+    def _outputs(self, X, start=0, networks=None):
+        """Head outputs averaged over ``networks`` (default: all of them)."""
+        networks = self.networks_ if networks is None else networks
+        acts, head = self._activation_codes(), self._head()
+        out = None
+        for net in networks:
+            y = predict_head(net["coefs"], net["intercepts"], acts, head, X,
+                             start=start)
+            out = y if out is None else out + y
+        return out if len(networks) == 1 else out / DTYPE(len(networks))
+
+    def _draws(self, inputs, rng):
+        """Head outputs of one draw per row, before the residual noise.
+
+        Each row is fed, with a fresh masking of a fraction
+        ``corruption_level`` of its entries (as in training), to one of
+        ``networks_`` picked at random: the spread of the draws of a row is
+        the network's own uncertainty about it.
+        """
+        n, d = inputs.shape[0], len(self._columns["dtypes"])
+        level = self.corruption_level
+        pick = rng.randint(len(self.networks_), size=n)
+        mask = rng.uniform(size=(n, d)) < level
+        masked = _masked(inputs, self._columns, mask)
+        out = np.empty((n, self._columns["n_outputs"]), dtype=np.float64)
+        for k, net in enumerate(self.networks_):
+            rows = np.flatnonzero(pick == k)
+            if rows.size:
+                out[rows] = self._outputs(masked[rows], networks=[net])
+        return out
+
     def _residuals(self, inputs, targets, missing):
-        """``residual_scale_``: the error of imputing one entry per row.
+        """``residual_scale_`` and the noise of ``sample_posterior``.
 
         On the validation rows (the training rows without early stopping),
         repeated up to ``MAX_VALIDATION_COPIES`` times, one observed entry
         of each row is masked at random and imputed from the rest of its
-        row, as a missing entry is.
+        row, as a missing entry is: ``residual_scale_``. Then the same rows
+        are masked at a rate drawn uniformly in [0, 1] for each row, and the
+        squared errors of the imputed entries of each numeric column are
+        averaged by the fraction of the row's other entries that were seen
+        (``N_NOISE_BINS`` bins, each pulled towards the column's average by
+        ``NOISE_PRIOR`` entries): the noise added to a draw brings the
+        draws' mean squared spread to that error.
         """
         rows = np.arange(inputs.shape[0])
         seed = 0
@@ -536,25 +678,62 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         outputs = self._outputs(_masked(inputs[rows], self._columns, mask))
         scale = np.ones(missing.shape[1])  # unseen: the mean's error
         starts = self._columns["output_start"]
-        for j in np.flatnonzero(~self.is_categorical_):
+        numeric = np.flatnonzero(~self.is_categorical_)
+        for j in numeric:
             hit = mask[:, j]
             if hit.any():
                 err = outputs[hit, starts[j]] - targets[rows[hit], j]
                 scale[j] = np.sqrt(np.mean(err.astype(np.float64) ** 2))
-        self.residual_scale_ = scale * np.where(self.is_categorical_, np.nan,
-                                                self._columns["scale"])
+        self.residual_scale_ = scale * np.where(
+            self.is_categorical_, np.nan, self._columns["scale"])
+
+        # The noise of the draws, by column and fraction of the row seen.
+        rows = np.tile(rows[:rows.shape[0] // copies], int(np.clip(np.ceil(
+            NOISE_ROWS * copies / rows.shape[0]), 1, 100)))
+        observed = ~missing[rows]
+        mask = observed & (rng.uniform(size=observed.shape)
+                           < rng.uniform(size=(observed.shape[0], 1)))
+        masked = _masked(inputs[rows], self._columns, mask)
+        outputs = self._outputs(masked)
+        draws = self._draws(masked, rng)
+        bins = self._seen_bins(masked)
+        noise = np.zeros((missing.shape[1], N_NOISE_BINS))
+        for j in numeric:
+            hit = np.flatnonzero(mask[:, j])
+            err = (outputs[hit, starts[j]] - targets[rows[hit], j]) ** 2
+            spread = (draws[hit, starts[j]] - outputs[hit, starts[j]]) ** 2
+            counts = np.bincount(bins[hit, j], minlength=N_NOISE_BINS)
+            prior = NOISE_PRIOR / max(counts.sum(), 1)
+            mse, var = (
+                (np.bincount(bins[hit, j], v, N_NOISE_BINS)
+                 + prior * v.sum()) / (counts + NOISE_PRIOR)
+                if hit.size else np.ones(N_NOISE_BINS)
+                for v in (err.astype(np.float64), spread))
+            noise[j] = np.sqrt(np.maximum(mse - var, 0.0))
+        self._posterior_noise = noise  # standardised units
+
+    def _seen_bins(self, inputs):
+        """Bin of the fraction of each row's other entries that are seen."""
+        indicators = self._columns["indicator"]
+        missing = inputs[:, indicators] > 0.5
+        d = missing.shape[1]
+        others = ((d - missing.sum(axis=1, keepdims=True)) - ~missing) / max(
+            d - 1, 1)
+        return np.minimum((others * N_NOISE_BINS).astype(np.intp),
+                          N_NOISE_BINS - 1)
 
     def _predictions(self, inputs):
         """Head outputs to decode: predictions, or draws if sample_posterior."""
-        outputs = self._outputs(inputs).astype(np.float64)
         state = self._columns
         starts, stops = state["output_start"], state["output_stop"]
         numeric = np.flatnonzero(~self.is_categorical_)
         if self.sample_posterior:
             rng = check_random_state(self.random_state)
-            sigma = self.residual_scale_[numeric] / state["scale"][numeric]
+            bins = self._seen_bins(inputs)[:, numeric]
+            outputs = self._draws(inputs, rng)
             outputs[:, starts[numeric]] += rng.normal(
-                size=(inputs.shape[0], numeric.shape[0])) * sigma
+                size=(inputs.shape[0], numeric.shape[0])) * \
+                self._posterior_noise[numeric, bins]
             for j in np.flatnonzero(self.is_categorical_):
                 p = outputs[:, starts[j]:stops[j]]
                 if p.shape[1] == 0:
@@ -565,6 +744,8 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
                                   p.shape[1] - 1)
                 p[:] = 0.0
                 p[np.arange(p.shape[0]), draw] = 1.0
+        else:
+            outputs = self._outputs(inputs).astype(np.float64)
         # Within the range observed in fit: a nearly constant column (a
         # border pixel) has a tiny scale, and the network's extrapolations
         # in its standardised units would be far off in the data's.

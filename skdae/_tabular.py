@@ -147,10 +147,16 @@ class _BaseTabularNetwork(BaseEstimator):
                 "activation": self.activation,
                 "categorical_features": self._categorical_spec()}
 
-    def _initialize(self, state):
-        """New weights for the columns ``state``, and a fresh training state."""
+    def _initialize(self, state, rng=None):
+        """New weights for the columns ``state``, and a fresh training state.
+
+        ``rng`` (default: a fresh one from ``random_state``) draws the
+        weights and is kept for training; a subclass passes another to
+        train a further network on the same columns.
+        """
         # Kept for partial_fit: later calls continue the same random stream.
-        self._random_state = rng = check_random_state(self.random_state)
+        self._random_state = rng = (check_random_state(self.random_state)
+                                    if rng is None else rng)
         self.__dict__.pop("_validation_seed", None)
         self.__dict__.pop("_optimizer_state", None)
         self._columns = state
@@ -224,11 +230,12 @@ class _BaseTabularNetwork(BaseEstimator):
             indicators, uncorrupted_weight=self.uncorrupted_weight,
             pool=indices if validating else None,
             input_missing=missing if missing.any() else None)
-        batch_size = batch_size_for(self, indices.shape[0])
+        batch_size = self._batch_size_for(indices.shape[0])
         alpha = self.alpha
         n_coefs = len(coefs)
 
-        with BlockRunner(available_threads()) as runner, np.errstate(
+        threads = self._training_threads(batch_size)
+        with BlockRunner(threads) as runner, np.errstate(
                 over="ignore", invalid="ignore"):
             ws = Workspace(batch_size, coefs, head, noise.n_groups, True,
                            runner)
@@ -255,6 +262,14 @@ class _BaseTabularNetwork(BaseEstimator):
                        validation_score=validation_score,
                        warn=not incremental)
         keep_optimizer_state(self, optimizer, incremental)
+
+    def _training_threads(self, batch_size):
+        """Threads of the training steps (subclasses may adapt)."""
+        return available_threads()
+
+    def _batch_size_for(self, n_train):
+        """The minibatch size for ``n_train`` rows (subclasses may adapt)."""
+        return batch_size_for(self, n_train)
 
     def _validates(self, n_samples):
         """Whether fit sets rows aside for early stopping (subclasses adapt)."""

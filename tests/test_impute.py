@@ -128,7 +128,8 @@ def test_sample_posterior_spread_follows_predictability():
     X_missing, mask = _mcar(X, 0.2)
     draws = np.stack([
         DenoisingAutoencoderImputer(sample_posterior=True, random_state=seed,
-                                    max_iter=60).fit_transform(X_missing)
+                                    max_iter=60, n_networks=1
+                                    ).fit_transform(X_missing)
         for seed in range(4)])
     spread = draws.std(axis=0)
     predictable = spread[:, 0][mask[:, 0]].mean()
@@ -139,11 +140,60 @@ def test_sample_posterior_spread_follows_predictability():
     # The point imputation does not vary between calls; the draws neither
     # for one fitted model and seed.
     imputer = DenoisingAutoencoderImputer(sample_posterior=True,
-                                          max_iter=60, random_state=0
-                                          ).fit(X_missing)
+                                          max_iter=60, random_state=0,
+                                          n_networks=2).fit(X_missing)
     np.testing.assert_array_equal(imputer.transform(X_missing),
                                   imputer.transform(X_missing))
     assert imputer.residual_scale_[4] > 2 * imputer.residual_scale_[0]
+
+
+def test_sample_posterior_spread_is_per_entry():
+    # Column 0 missing, with its predictors (columns 1-3) observed in half
+    # the rows and missing in the other half: the draws of the same column
+    # spread more where the row says less about it.
+    X = _structured(600)
+    X_missing, _ = _mcar(X, 0.1)
+    rows = np.arange(0, 600, 3)
+    X_missing[rows, 0] = np.nan
+    hidden = rows[::2]
+    X_missing[np.ix_(hidden, [1, 2, 3])] = np.nan
+    seen = np.setdiff1d(rows, hidden)
+    seen = seen[~np.isnan(X_missing[np.ix_(seen, [1, 2, 3])]).any(axis=1)]
+    draws = np.stack([
+        DenoisingAutoencoderImputer(sample_posterior=True, random_state=seed,
+                                    max_iter=60, n_networks=2
+                                    ).fit_transform(X_missing)[:, 0]
+        for seed in range(4)])
+    spread = draws.std(axis=0)
+    assert spread[hidden].mean() > 2 * spread[seen].mean()
+
+
+def test_networks_are_averaged():
+    X_missing, mask = _mcar(_structured(), 0.2)
+    imputer = DenoisingAutoencoderImputer(**{**FAST, "n_networks": 3})
+    out = imputer.fit_transform(X_missing)
+    assert len(imputer.networks_) == 3
+    assert imputer.networks_[0]["coefs"] is imputer.coefs_
+    first, second = (net["coefs"][0] for net in imputer.networks_[:2])
+    assert not np.array_equal(first, second)
+    # Each network alone, then the average of their head outputs.
+    from skdae import _columns as C
+    inputs, _, _ = C.encode(X_missing, imputer._columns, dtype=np.float32)
+    alone = [imputer._outputs(inputs, networks=[net])
+             for net in imputer.networks_]
+    np.testing.assert_allclose(imputer._outputs(inputs),
+                               np.mean(alone, axis=0), rtol=1e-5, atol=1e-6)
+    single = DenoisingAutoencoderImputer(**{**FAST, "n_networks": 1}
+                                         ).fit_transform(X_missing)
+    np.testing.assert_array_equal(out[~mask], single[~mask])
+    assert not np.array_equal(out[mask], single[mask])
+
+
+def test_auto_networks_follow_the_number_of_rows():
+    imputer = DenoisingAutoencoderImputer()
+    assert imputer._n_networks_for(100) == 5
+    assert imputer._n_networks_for(20000) == 1
+    assert DenoisingAutoencoderImputer(n_networks=2)._n_networks_for(100) == 2
 
 
 def test_empty_constant_columns_and_rows():
@@ -226,11 +276,15 @@ def test_missing_values_placeholder_in_a_dataframe():
     assert (out["n"] == -1).sum() == 12  # an observed value now
 
 
-def test_thread_count_does_not_change_the_imputations():
+def test_thread_count_does_not_change_the_imputations(monkeypatch):
     from threadpoolctl import threadpool_limits
 
+    from skdae import _impute
+
     X_missing, _ = _mcar(_structured(600), 0.2)
-    # Batches of 256 rows run as two blocks of 128, on two threads if allowed.
+    # Batches of 256 rows run as two blocks of 128, on two threads if allowed
+    # (even steps this small, which otherwise run on one).
+    monkeypatch.setattr(_impute, "SERIAL_STEP_WORK", 0)
     results = []
     for n_threads in (1, 2):
         with threadpool_limits(n_threads):
