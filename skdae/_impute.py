@@ -618,12 +618,17 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         """Head outputs averaged over ``networks`` (default: all of them)."""
         networks = self.networks_ if networks is None else networks
         acts, head = self._activation_codes(), self._head()
-        out = None
-        for net in networks:
-            y = predict_head(net["coefs"], net["intercepts"], acts, head, X,
-                             start=start)
-            out = y if out is None else out + y
-        return out if len(networks) == 1 else out / DTYPE(len(networks))
+
+        def average(block, _):
+            out = None
+            for net in networks:
+                y = predict_head(net["coefs"], net["intercepts"], acts, head,
+                                 block, start=start)
+                out = y if out is None else out + y
+            return out if len(networks) == 1 else out / DTYPE(len(networks))
+
+        # By fixed blocks of rows: the same whatever the number of threads.
+        return self._by_blocks(average, X, (head.n_outputs,))
 
     def _draws(self, inputs, rng):
         """Head outputs of one draw per row, before the residual noise.

@@ -74,6 +74,7 @@ name, if not "codes", in ``_OUTPUT_NAMES``). The input width is
 """
 
 from collections import namedtuple
+from types import SimpleNamespace
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
@@ -333,10 +334,21 @@ def _network_inputs(g, state, X, missing):
 
 
 def _network_layers(model, stop=None):
-    """The tabular network's layers ``[:stop]``; the output layer is linear."""
+    """The tabular network's layers ``[:stop]``; the output layer is linear.
+
+    ``model`` is a fitted estimator, or one of the imputer's ``networks_``
+    (a namespace with the activation, ``coefs_`` and ``intercepts_``).
+    """
     activations = [model.activation] * (len(model.coefs_) - 1) + ["identity"]
     return [_Layer(W, b, act) for W, b, act in
             zip(model.coefs_, model.intercepts_, activations)][:stop]
+
+
+def _networks(imputer):
+    """The imputer's averaged networks, as ``_network_layers`` takes them."""
+    return [SimpleNamespace(activation=imputer.activation,
+                            coefs_=net["coefs"], intercepts_=net["intercepts"])
+            for net in imputer.networks_]
 
 
 def _in_graph_type(g, Y, output):
@@ -385,7 +397,16 @@ def _imputer_graph(g, model, X, output):
     state = _numeric_columns(model)
     net = _Graph(g.scope, g.container, np.float32)
     missing = _missing_mask(g, model, X)
-    A = net.dense(_network_inputs(g, state, X, missing), _network_layers(model))
+    inputs = _network_inputs(g, state, X, missing)
+    # The average of the networks' outputs, summed in order, as skdae does.
+    outputs = [net.dense(inputs, _network_layers(network))
+               for network in _networks(model)]
+    A = outputs[0]
+    for other in outputs[1:]:
+        A = net.node("Add", [A, other])
+    if len(outputs) > 1:
+        A = net.node("Div", [A, net.constant(
+            "n_networks", np.float32(len(outputs)))])
     A = g.node("Cast", [A], to=TensorProto.DOUBLE)
     mean, scale = state["mean"], state["scale"]
     low = (state["minimum"] - mean) / scale
