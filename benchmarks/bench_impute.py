@@ -57,7 +57,6 @@ rows per data set). Times need a quiet machine.
 """
 
 import argparse
-import platform
 import sys
 import time
 import warnings
@@ -66,6 +65,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from machine import cpu_model
 from scipy.stats import rankdata
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine
@@ -410,16 +410,6 @@ def print_table(mask, results, notes):
                   f" | {_cell(r.get('seconds'), digits=2)} |")
     for note, names in notes.items():
         print(f"\n- {note} ({', '.join(names)})")
-
-
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv=None):

@@ -22,11 +22,11 @@ smoke run of a few seconds.
 """
 
 import argparse
-import platform
 import time
 import warnings
 
 import numpy as np
+from machine import cpu_model
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -38,17 +38,6 @@ from skdae import (
     StackedDenoisingAutoencoderClassifier,
     TabularDenoisingAutoencoder,
 )
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def images(rng, n, width, dtype):

@@ -25,7 +25,6 @@ need a quiet machine: compare ratios within one run only.
 """
 
 import argparse
-import platform
 import time
 import warnings
 
@@ -37,6 +36,8 @@ try:
     import torch
 except ImportError:  # the PyTorch rows are skipped
     torch = None
+
+from machine import cpu_model
 
 import skdae
 from skdae import _kernels as K
@@ -296,17 +297,6 @@ PRESETS = {
                     batch=64, level=0.25, lr=3e-3, noise="masking",
                     uncorrupted_weight=0.5, missing=0.2),
 }
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv=None):
