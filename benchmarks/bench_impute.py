@@ -65,7 +65,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from machine import cpu_model
+from report import cpu_model
 from scipy.stats import rankdata
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine

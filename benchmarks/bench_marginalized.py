@@ -24,8 +24,6 @@ small sizes (a smoke test); figures need a quiet machine.
 """
 
 import argparse
-import os
-import platform
 import sys
 import time
 import tracemalloc
@@ -39,11 +37,13 @@ from scipy.linalg.blas import dsyrk
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 import datasets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from report import environment, print_table  # noqa: E402
 
 from skdae import DenoisingAutoencoder  # noqa: E402
 from skdae import MarginalizedDenoisingAutoencoder as MSDA  # noqa: E402
@@ -112,30 +112,6 @@ def best_of(func, repeats):
         func()
         times.append(CLOCK[0]() - t0)
     return min(times)
-
-
-def environment():
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f
-                       if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    lines = [f"CPU: {cpu}, {os.cpu_count()} logical CPUs"]
-    for info in threadpool_info():
-        lines.append(f"{info['user_api']}: {info['internal_api']} "
-                     f"{info.get('version')} ({info.get('architecture', '-')} "
-                     f"kernel), {info['num_threads']} threads")
-    return "\n".join(lines)
-
-
-def print_table(title, header, rows):
-    print(f"\n## {title}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(str(c) for c in row) + " |")
 
 
 def speed(X, repeats):

@@ -26,7 +26,7 @@ import time
 import warnings
 
 import numpy as np
-from machine import cpu_model
+from report import cpu_model
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info, threadpool_limits
 

@@ -21,7 +21,6 @@ Two tables, printed beside the CPU model and BLAS kernel:
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -30,36 +29,13 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_info
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from report import environment, print_table  # noqa: E402
+
 from skdae import DenoisingAutoencoder  # noqa: E402
-
-
-def environment():
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f
-                       if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    lines = [f"CPU: {cpu}, {os.cpu_count()} logical CPUs"]
-    for info in threadpool_info():
-        lines.append(f"{info['user_api']}: {info['internal_api']} "
-                     f"{info.get('version')} ({info.get('architecture', '-')} "
-                     f"kernel), {info['num_threads']} threads")
-    return "\n".join(lines)
-
-
-def print_table(title, header, rows):
-    print(f"\n## {title}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(str(c) for c in row) + " |")
 
 
 def wide_binary(n_rows, n_features, per_row, seed=0, dtype=np.float32):

@@ -37,7 +37,7 @@ try:
 except ImportError:  # the PyTorch rows are skipped
     torch = None
 
-from machine import cpu_model
+from report import cpu_model
 
 import skdae
 from skdae import _kernels as K

@@ -1,0 +1,37 @@
+"""Shared by the benchmarks: the machine they ran on, and markdown tables."""
+
+import os
+import platform
+from pathlib import Path
+
+from threadpoolctl import threadpool_info
+
+
+def cpu_model():
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment():
+    """The CPU, its logical CPUs and every thread pool (threadpoolctl)."""
+    lines = [f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs"]
+    for info in threadpool_info():
+        lines.append(f"{info['user_api']}: {info['internal_api']} "
+                     f"{info.get('version')} ({info.get('architecture', '-')} "
+                     f"kernel), {info['num_threads']} threads")
+    return "\n".join(lines)
+
+
+def print_table(title, header, rows):
+    """A markdown table under a ``##`` title."""
+    print(f"\n## {title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(str(c) for c in row) + " |")
