@@ -37,12 +37,12 @@ try:
 except ImportError:  # the PyTorch rows are skipped
     torch = None
 
-from report import cpu_model
+from report import cpu_model, settle
 
 import skdae
 from skdae import _kernels as K
 from skdae._network import Corruption, Head, Workspace, forward_backward
-from skdae._optimizers import AdamOptimizer
+from skdae._optimizers import AdamOptimizer, RowUpdates
 from skdae._parallel import BlockRunner
 
 
@@ -129,14 +129,20 @@ class SkdaeTrainer:
         n = self.X.shape[0]
         perm = self.rng.permutation(n)
         seeds = self.rng.randint(2**31, size=n // self.batch + 1)
-        grads = self.ws.grad_coefs + self.ws.grad_intercepts
+        n_coefs = len(self.coefs)
+        updates = RowUpdates(self.opt, self.coefs, self.ws.grad_coefs,
+                             range(n_coefs), 0.0)
         for b, start in enumerate(range(0, n - self.batch + 1, self.batch)):
             rows = perm[start:start + self.batch]
+            # As the estimators' step: each block of weight rows updated
+            # with its gradient (compiled), then the biases.
+            updates.start(self.batch)
             forward_backward(self.coefs, self.intercepts, self.acts, self.head,
                              self.X, rows, self.targets, self.weights,
-                             self.noise, int(seeds[b]), self.ws)
-            self.opt.update_params(self.params, [(g,) for g in grads],
-                                   self.batch, [False] * len(self.params), 0.0)
+                             self.noise, int(seeds[b]), self.ws, updates)
+            for k, bias in enumerate(self.intercepts):
+                self.opt.update(n_coefs + k, bias, (self.ws.grad_intercepts[k],),
+                                self.batch, False, 0.0)
 
 
 class EstimatorTrainer:
@@ -278,6 +284,7 @@ def run(args, threads, dtype):
         times = {t.name: [] for t in trainers}
         for round_ in range(args.epochs + 1):
             for t in trainers:
+                settle()
                 start = clock()
                 t.epoch()
                 if round_:  # the first round is a warm-up

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from report import settle
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import datasets
@@ -222,6 +223,7 @@ def time_epochs(trainers, X, n_epochs):
     times = {t.name: [] for t in trainers}
     for round_ in range(n_epochs + 1):
         for t in trainers:
+            settle()
             start = time.perf_counter()
             t.epoch(X)
             if round_:
@@ -233,6 +235,7 @@ def time_encode(trainers, X, repeats=5):
     rates = {t.name: [] for t in trainers}
     for _ in range(repeats + 1):
         for t in trainers:
+            settle()
             start = time.perf_counter()
             t.encode(X)
             rates[t.name].append(X.shape[0] / (time.perf_counter() - start))
@@ -377,6 +380,7 @@ def sparse_benchmark(args):
             times = {"sparse": [], "dense": []}
             for round_ in range(args.epochs + 1):
                 for t in trainers:
+                    settle()
                     start = time.perf_counter()
                     t.epoch(data[t.name])
                     if round_:

@@ -2,6 +2,7 @@
 
 import os
 import platform
+import time
 from pathlib import Path
 
 from threadpoolctl import threadpool_info
@@ -35,3 +36,16 @@ def print_table(title, header, rows):
     print("|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(str(c) for c in row) + " |")
+
+
+# Seconds to wait before timing a trainer: the thread pools of the one
+# before it keep spinning for a while after their last task (OpenBLAS about
+# 0.1 s, at its default OPENBLAS_THREAD_TIMEOUT), and a 2-thread trainer
+# started meanwhile shares its cores with them (skdae's 2-thread tabular
+# epoch ran 2x slower right after the 2-thread BLAS floor than alone).
+SETTLE_SECONDS = 0.3
+
+
+def settle():
+    """Let the previous trainer's spinning threads go to sleep."""
+    time.sleep(SETTLE_SECONDS)

@@ -30,7 +30,6 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 from . import _columns as C
 from ._base import IntInterval
 from ._network import predict_head
-from ._parallel import available_threads
 from ._repr import DocumentationLinkMixin
 from ._tabular import DTYPE, _BaseTabularNetwork, auto_width
 from ._training import transaction, validation_split
@@ -50,8 +49,6 @@ MIN_AUTO_WIDTH = 128
 # fewer, larger and cheaper steps).
 AUTO_BATCH_STEPS = 50
 MAX_AUTO_BATCH = 256
-# Training steps of fewer multiply-adds (batch x weights) run on one thread.
-SERIAL_STEP_WORK = 5e7
 # n_networks="auto": about this many rows divided by the number of rows,
 # between 1 and MAX_AUTO_NETWORKS networks (averaging networks trained from
 # different seeds helps most where the data are few).
@@ -528,14 +525,6 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         if isinstance(self.hidden_layer_sizes, str):
             return (max(auto_width(n_inputs), MIN_AUTO_WIDTH),) * 2
         return super()._encoder_sizes(n_inputs)
-
-    def _training_threads(self, batch_size):
-        # Small steps run faster on one thread: on letter (batch 256, 128
-        # units, ~1e7 multiply-adds a step) an epoch took 145-162 ms on one
-        # thread and 571-662 ms on two (the pool's hand-offs cost more than
-        # the products), and results do not depend on the thread count.
-        work = batch_size * sum(W.size for W in self.coefs_)
-        return 1 if work < SERIAL_STEP_WORK else available_threads()
 
     def _batch_size_for(self, n_train):
         if self.batch_size == "auto":

@@ -27,8 +27,10 @@ Matrix products go to BLAS, the elementwise work to Numba kernels
 Each minibatch is split into fixed blocks of rows for the forward and
 backward pass, the weight gradients into fixed blocks of input units, all on
 single-threaded BLAS (``_parallel``): the result is bitwise the same for any
-number of threads. Blocks too small to pay for a thread handoff run in the
-calling thread (``_MIN_PARALLEL_FLOP``); tanh is NumPy's (``bias_activate``).
+number of threads. A block of dense rows runs as one compiled call that
+holds no GIL (``_block_kernels``). Blocks too small to pay for a thread
+handoff run in the calling thread (``_MIN_PARALLEL_FLOP``). Inference takes
+NumPy's tanh (``bias_activate``), training ``_vecmath.tanh`` (compiled).
 Every buffer lives in a ``Workspace`` allocated once per fit; the optimizer
 (``_optimizers``) applies the gradients. :func:`train` runs the whole of it
 through the epoch loop (``_training.run_epochs``): the estimators call it
@@ -42,9 +44,10 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import gen_batches
 
+from . import _block_kernels as BK
 from . import _head_kernels as HK
 from . import _kernels as K
-from ._optimizers import make_optimizer
+from ._optimizers import RowUpdates, make_optimizer
 from ._parallel import (
     ROWS_PER_BLOCK,
     UNITS_PER_BLOCK,
@@ -54,6 +57,8 @@ from ._parallel import (
 )
 from ._training import batch_size_for, keep_optimizer_state, run_epochs
 
+_NO_MISSING = np.zeros((1, 1), dtype=bool)
+
 # Rows per chunk when predicting many samples: bounds the temporaries.
 _CHUNK_ELEMENTS = 2**22
 # Below this many floating-point operations per block, the blocks of a map
@@ -62,10 +67,18 @@ _CHUNK_ELEMENTS = 2**22
 # block's products (the imputer's 64-unit layers at batch 64 spent most of
 # a step in the pool's queue). Where a block runs never changes its result.
 _MIN_PARALLEL_FLOP = 4e6
+# A training step of fewer multiply-adds (batch rows x weights) than this
+# runs as one block of rows, on one thread: on letter's imputer (batch 256,
+# 128-unit layers, 1e7 multiply-adds) an epoch took 145-162 ms on one thread
+# and 571-662 ms on two (the hand-offs cost more than the products), and one
+# block of 256 rows ran its products 10% faster than two of 128. It depends
+# on the shapes only, so results stay thread-independent.
+SERIAL_STEP_WORK = 5e7
 # The jitted kernels without their Python shape checks: the engine checks
 # its shapes once per call (``_check_shapes``) and sizes its own buffers.
 _bias_add_activate = K.bias_activate.kernel
 _hidden_delta = K.hidden_delta.kernel
+_bias_activate_columns = K._bias_activate_columns
 _TANH = K.ACTIVATION_CODES["tanh"]
 _IDENTITY = K.ACTIVATION_CODES["identity"]
 
@@ -130,6 +143,9 @@ class Head:
             raise ValueError(
                 f"target_groups needs {self.n_targets} entries, got "
                 f"{self.target_groups.shape}.")
+        # As the compiled row block (``_block_kernels``) takes them.
+        self.kernel_args = (self.kinds, self.starts, self.stops, self.targets,
+                            self.target_groups)
 
 
 class Corruption:
@@ -181,24 +197,33 @@ class Corruption:
             HK.NOISE_CODES["masking"], HK.NOISE_CODES["swap"],
             HK.NOISE_CODES["salt_and_pepper"]) and (
             self.uncorrupted_weight != 1.0)
+        # As the compiled row block (``_block_kernels``) takes them.
+        self.kernel_args = (
+            self.code, self.level, self.starts, self.stops, self.indicators,
+            self.pool, _NO_MISSING if input_missing is None else input_missing,
+            input_missing is not None, self.low, self.high, self.emphasis,
+            self.uncorrupted_weight)
 
 
 class Workspace:
     """Minibatch buffers, allocated once per call to fit / partial_fit.
 
     ``runner`` runs the blocks of a minibatch (serially by default).
-    ``rows_per_block`` defaults to half the batch (at least
+    ``rows_per_block`` defaults to the whole batch for a step below
+    ``SERIAL_STEP_WORK``, else to half the batch (at least
     ``_parallel.ROWS_PER_BLOCK``): two blocks keep two cores busy, and on
     layers of a few hundred units, products of 64 rows ran ~25% slower per
     epoch than of 128 (``benchmarks/bench_tabular.py``, one thread). It
-    depends on the batch size only, so results stay thread-independent.
+    depends on the shapes only, so results stay thread-independent.
     """
 
     def __init__(self, batch_size, coefs, head, n_groups, dense_input,
                  runner=None, rows_per_block=None):
         dtype = coefs[0].dtype
         if rows_per_block is None:
-            rows_per_block = max(ROWS_PER_BLOCK, -(-batch_size // 2))
+            rows_per_block = (
+                batch_size if serial_steps(batch_size, coefs)
+                else max(ROWS_PER_BLOCK, -(-batch_size // 2)))
         self.rows_per_block = rows_per_block
         self.runner = runner if runner is not None else BlockRunner(1)
         self.inputs = (np.empty((batch_size, coefs[0].shape[0]), dtype=dtype)
@@ -212,6 +237,8 @@ class Workspace:
         n_row_blocks = len(blocks(batch_size, rows_per_block))
         self.bias_parts = [np.empty((n_row_blocks, W.shape[1]), dtype=dtype)
                            for W in coefs]
+        self.layer_buffers = (tuple(self.hidden), tuple(self.deltas),
+                              tuple(self.bias_parts))
         self.grad_coefs = [np.empty_like(W) for W in coefs]
         self.grad_intercepts = [np.empty(W.shape[1], dtype=dtype)
                                 for W in coefs]
@@ -252,7 +279,6 @@ class Workspace:
         return self.deltas[-1][r]
 
 
-_NO_MISSING = np.zeros((1, 1), dtype=bool)
 _DENSE_NOISE = (HK.NOISE_CODES["gaussian"], HK.NOISE_CODES["salt_and_pepper"])
 
 
@@ -286,7 +312,9 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
     after_gradient : callable, default=None
         ``after_gradient(k, units)`` is called once the gradient rows
         ``units`` of ``coefs[k]`` are complete (all row blocks done): an
-        optimizer may update those rows while other blocks are computed.
+        optimizer may update those rows while other blocks are computed. An
+        ``_optimizers.RowUpdates`` is applied in the compiled call that
+        computes those rows (dense rows of the gradient).
 
     Returns
     -------
@@ -331,29 +359,34 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
         TW = target_weights if target_weights is not None else ws.no_weights
     has_weights = target_weights is not None
     row_blocks = ws.row_blocks(n)
+    coefs_t, intercepts_t = tuple(coefs), tuple(intercepts)
+    acts = np.asarray(activations, dtype=np.int64)
+    hidden_t, deltas_t, parts_t = ws.layer_buffers
 
     def forward_backward_rows(b):
+        # Dense input: the whole block in one compiled call without the GIL.
+        r = row_blocks[b]
+        return BK.dense_rows_forward_backward(
+            source, source_rows, r.start, r.stop, b, seed, noise.kernel_args,
+            ws.inputs, ws.corrupted, coefs_t, intercepts_t, acts, hidden_t,
+            deltas_t, parts_t, T, target_rows, TW, has_weights,
+            head.kernel_args)
+
+    def csr_rows(b):
+        # CSR input: the first product from the (masked) sparse block, the
+        # rest as in the compiled block.
         r = row_blocks[b]
         corrupted = ws.corrupted[r]
-        if sparse_batch is None:
-            below = ws.inputs[r]
-            HK.gather_corrupt_groups(
-                source, source_rows[r], below, corrupted, seed, r.start,
-                noise.code, noise.level, noise.starts, noise.stops,
-                noise.indicators, noise.pool,
-                missing if has_missing else _NO_MISSING, has_missing,
-                noise.low, noise.high)
-            np.matmul(below, coefs[0], out=ws.products(r, 0))
-        else:
-            clean, data, indices, indptr = sparse_batch
-            ptr = indptr[r.start:r.stop + 1]
-            if noise.code == HK.NOISE_CODES["masking"]:
-                HK.mask_csr_groups(clean, indices, ptr, data, corrupted, seed,
-                                   r.start, noise.level)
-            K.csr_matmul_t(data, indices, ptr, coefs[0].T, ws.products(r, 0))
+        clean, data, indices, indptr = sparse_batch
+        ptr = indptr[r.start:r.stop + 1]
+        if noise.code == HK.NOISE_CODES["masking"]:
+            HK.mask_csr_groups(clean, indices, ptr, data, corrupted, seed,
+                               r.start, noise.level)
+        K.csr_matmul_t(data, indices, ptr, coefs[0].T, ws.products(r, 0))
         for k in range(n_layers - 1):
             H = ws.hidden[k][r]
-            bias_activate(H, intercepts[k], activations[k])
+            _bias_activate_columns(H, intercepts[k], activations[k], 0,
+                                   H.shape[1])
             np.matmul(H, coefs[k + 1], out=ws.products(r, k + 1))
         delta = ws.deltas[-1][r]
         loss_sum = HK.head_delta(
@@ -380,14 +413,22 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
             units = slice(0, G.shape[0])
         else:
             below = ws.inputs if k == 0 else ws.hidden[k - 1]
+            if compiled_update is not None:
+                # Product and update in one compiled call.
+                BK.weight_gradient_step(
+                    below, ws.deltas[k], n, units.start, units.stop,
+                    ws.grad_coefs[k], coefs[k], *compiled_update(k))
+                return
             np.matmul(below[:n, units].T, ws.deltas[k][:n],
                       out=ws.grad_coefs[k][units])
         if after_gradient is not None:
             after_gradient(k, units)
 
-    losses = ws.map(forward_backward_rows, range(len(row_blocks)),
+    losses = ws.map(forward_backward_rows if sparse_batch is None else
+                    csr_rows, range(len(row_blocks)),
                     ws._row_flop)
     tasks = ws.weight_tasks
+    compiled_update = getattr(after_gradient, "kernel_args", None)
     if sparse_batch is not None:
         tasks = [(0, None)] + [t for t in tasks if t[0] > 0]
     # Bias gradients first (block sums in a fixed order), so that they are
@@ -446,24 +487,22 @@ def train(estimator, coefs, intercepts, activations, head, X, targets,
     # Blocks on single-threaded BLAS (``_parallel``): the same result for any
     # number of threads. Overflow is not warned about: divergence is detected
     # (non-finite loss or weights) and reported as an error by run_epochs.
-    with BlockRunner(available_threads()) as runner, np.errstate(
-            over="ignore", invalid="ignore"):
+    with BlockRunner(training_threads(batch_size, coefs)) as runner, \
+            np.errstate(over="ignore", invalid="ignore"):
         ws = Workspace(batch_size, coefs, head,
                        noise.n_groups if noise is not None else 0, dense_input,
                        runner)
 
+        updates = RowUpdates(optimizer, coefs, ws.grad_coefs,
+                             range(0, 2 * len(coefs), 2), alpha)
+
         def step(rows, seed):
             n = rows.shape[0]
-            optimizer.start_step()
-
-            def update_rows(k, units):
-                optimizer.update(2 * k, coefs[k], (ws.grad_coefs[k],), n, True,
-                                 alpha, units)
-
+            updates.start(n)
             loss_sum = forward_backward(
                 coefs, intercepts, activations, head, X, rows, targets,
                 target_weights, noise, 0 if seed is None else seed, ws,
-                update_rows)
+                updates)
             for k, b in enumerate(intercepts):
                 optimizer.update(2 * k + 1, b, (ws.grad_intercepts[k],), n,
                                  False, alpha)
@@ -477,10 +516,22 @@ def train(estimator, coefs, intercepts, activations, head, X, targets,
     return converged
 
 
+def serial_steps(batch_size, coefs):
+    """Whether steps of this shape run as one block on one thread."""
+    return batch_size * sum(W.size for W in coefs) < SERIAL_STEP_WORK
+
+
+def training_threads(batch_size, coefs):
+    """The threads of the training steps of this shape."""
+    return 1 if serial_steps(batch_size, coefs) else available_threads()
+
+
 def _check_shapes(coefs, intercepts, head, X, targets, target_weights, noise,
                   ws, n_rows):
     """O(1) checks that keep the kernels (no bounds checks) in bounds."""
     dtype = coefs[0].dtype
+    if len(coefs) < 2:
+        raise ValueError("The engine needs at least one hidden layer.")
     if ([W.shape for W in coefs] != ws._shapes
             or [b.shape for b in intercepts] != ws._bias_shapes):
         raise ValueError("The coefs or intercepts do not fit the Workspace.")

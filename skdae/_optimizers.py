@@ -16,6 +16,9 @@ import numpy as np
 from ._kernels import adam_update, sgd_update
 from ._sparse_kernels import adam_update_columns, sgd_update_columns
 
+# Solver codes of ``kernel_state`` (``_block_kernels.weight_gradient_step``).
+ADAM, SGD = 0, 1
+
 
 def _as_2d(a):
     """Biases are updated through (1, n) views so one kernel serves all."""
@@ -87,6 +90,46 @@ class _BaseOptimizer:
                              scale, l2, rows, columns, weights)
 
 
+class RowUpdates:
+    """The weight updates of a training step, a block of rows at a time.
+
+    ``_network.forward_backward`` calls it as ``after_gradient(k, units)``
+    once the rows ``units`` of the gradient of ``coefs[k]`` are complete;
+    where the engine computes that gradient in compiled code, it applies the
+    same update there, from :meth:`kernel_args`.
+
+    Parameters
+    ----------
+    optimizer : AdamOptimizer or SGDOptimizer
+    coefs, grads : list of ndarray
+        The weight matrices and the buffers of their gradients.
+    indices : list of int
+        The optimizer's parameter index of each weight matrix.
+    alpha : float
+        L2 penalty (``update_params``).
+    """
+
+    def __init__(self, optimizer, coefs, grads, indices, alpha):
+        self.optimizer, self.coefs, self.grads = optimizer, coefs, grads
+        self.indices, self.alpha = list(indices), alpha
+        self.n = 1
+
+    def start(self, batch_size):
+        """Begin the step of a minibatch of ``batch_size`` rows."""
+        self.optimizer.start_step()
+        self.n = batch_size
+
+    def __call__(self, k, units):
+        self.optimizer.update(self.indices[k], self.coefs[k], (self.grads[k],),
+                              self.n, True, self.alpha, units)
+
+    def kernel_args(self, k):
+        """``(code, state_a, state_b, hyper, scale, l2)`` of ``coefs[k]``."""
+        scale = 1.0 / self.n
+        return (*self.optimizer.kernel_state(self.indices[k]), scale,
+                self.alpha * scale)
+
+
 def make_optimizer(estimator, params, state=None):
     """An optimizer for ``params`` with the estimator's current settings.
 
@@ -141,6 +184,12 @@ class AdamOptimizer(_BaseOptimizer):
             * np.sqrt(1 - self.beta_2**self.t)
             / (1 - self.beta_1**self.t)
         )
+        self._hyper = np.array([self.learning_rate, self.beta_1, self.beta_2,
+                                self.epsilon])
+
+    def kernel_state(self, k):
+        """Parameter ``k``'s update as ``_block_kernels`` applies it."""
+        return ADAM, self.ms[k], self.vs[k], self._hyper
 
     def _update(self, k, param, g1, g2, use_g2, scale, l2, rows):
         adam_update(param, g1, g2, use_g2, self.ms[k][rows], self.vs[k][rows],
@@ -172,7 +221,12 @@ class SGDOptimizer(_BaseOptimizer):
         return {"solver": "sgd", "t": self.t, "velocities": self.velocities}
 
     def _start_step(self):
-        pass
+        self._hyper = np.array([self.learning_rate, self.momentum,
+                                float(self.nesterov), 0.0])
+
+    def kernel_state(self, k):
+        """Parameter ``k``'s update as ``_block_kernels`` applies it."""
+        return SGD, self.velocities[k], self.velocities[k], self._hyper
 
     def _update(self, k, param, g1, g2, use_g2, scale, l2, rows):
         sgd_update(param, g1, g2, use_g2, self.velocities[k][rows], scale, l2,

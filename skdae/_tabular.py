@@ -47,11 +47,11 @@ from ._network import (
     hidden_layers,
     predict_head,
     row_losses,
+    training_threads,
 )
-from ._optimizers import make_optimizer
+from ._optimizers import RowUpdates, make_optimizer
 from ._parallel import (
     BlockRunner,
-    available_threads,
     inference_rows_per_block,
     map_row_blocks,
 )
@@ -234,23 +234,21 @@ class _BaseTabularNetwork(BaseEstimator):
         alpha = self.alpha
         n_coefs = len(coefs)
 
-        threads = self._training_threads(batch_size)
+        threads = training_threads(batch_size, coefs)
         with BlockRunner(threads) as runner, np.errstate(
                 over="ignore", invalid="ignore"):
             ws = Workspace(batch_size, coefs, head, noise.n_groups, True,
                            runner)
 
+            updates = RowUpdates(optimizer, coefs, ws.grad_coefs,
+                                 range(n_coefs), alpha)
+
             def step(rows, seed):
                 n = rows.shape[0]
-                optimizer.start_step()
-
-                def update(k, units):  # a block of weight rows is complete
-                    optimizer.update(k, coefs[k], (ws.grad_coefs[k],), n,
-                                     True, alpha, units)
-
+                updates.start(n)
                 loss = forward_backward(coefs, intercepts, acts, head, inputs,
                                         rows, targets, weights, noise,
-                                        int(seed), ws, after_gradient=update)
+                                        int(seed), ws, after_gradient=updates)
                 for k, b in enumerate(intercepts):
                     optimizer.update(n_coefs + k, b, (ws.grad_intercepts[k],),
                                      n, False, alpha)
@@ -262,10 +260,6 @@ class _BaseTabularNetwork(BaseEstimator):
                        validation_score=validation_score,
                        warn=not incremental)
         keep_optimizer_state(self, optimizer, incremental)
-
-    def _training_threads(self, batch_size):
-        """Threads of the training steps (subclasses may adapt)."""
-        return available_threads()
 
     def _batch_size_for(self, n_train):
         """The minibatch size for ``n_train`` rows (subclasses may adapt)."""

@@ -279,12 +279,12 @@ def test_missing_values_placeholder_in_a_dataframe():
 def test_thread_count_does_not_change_the_imputations(monkeypatch):
     from threadpoolctl import threadpool_limits
 
-    from skdae import _impute
+    from skdae import _network
 
     X_missing, _ = _mcar(_structured(600), 0.2)
     # Batches of 256 rows run as two blocks of 128, on two threads if allowed
-    # (even steps this small, which otherwise run on one).
-    monkeypatch.setattr(_impute, "SERIAL_STEP_WORK", 0)
+    # (even steps this small, which otherwise run as one block on one).
+    monkeypatch.setattr(_network, "SERIAL_STEP_WORK", 0)
     results = []
     for n_threads in (1, 2):
         with threadpool_limits(n_threads):

@@ -659,3 +659,41 @@ def test_one_group_per_feature_draws_what_the_dae_kernel_draws(kind):
     np.testing.assert_array_equal(out, ref)
     if kind != "gaussian":
         np.testing.assert_array_equal(flags, out != X[rows])
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_weight_updates_match_the_optimizers_python_updates(solver,
+                                                                     dtype):
+    """RowUpdates (product + update compiled) == after_gradient in Python.
+
+    600 inputs: layer 0's gradient runs in three blocks of input units, two
+    of them non-contiguous column ranges of the minibatch.
+    """
+    from skdae._optimizers import AdamOptimizer, RowUpdates, SGDOptimizer
+
+    rng = np.random.RandomState(3)
+    X = rng.uniform(size=(200, 600)).astype(dtype)
+    head = Head(["sigmoid_cross_entropy"], [600])
+    noise = Corruption("masking", 0.3, 600, uncorrupted_weight=0.5)
+    minibatches = [rng.permutation(200)[:64] for _ in range(3)]
+    start = _init([600, 24, 600], dtype, seed=1)[0]
+    trained = []
+    for compiled in (True, False):
+        coefs, intercepts = _init([600, 24, 600], dtype, seed=1)
+        params = coefs + intercepts
+        optimizer = (AdamOptimizer(params, 1e-2) if solver == "adam"
+                     else SGDOptimizer(params, 0.1, 0.9, True))
+        ws = Workspace(64, coefs, head, noise.n_groups, True)
+        assert len(ws.weight_tasks) == 4  # 3 blocks of layer 0 + layer 1
+        updates = RowUpdates(optimizer, coefs, ws.grad_coefs, range(2), 1e-3)
+        # A plain callable has no kernel_args: the updates run in Python.
+        after = updates if compiled else (lambda k, units: updates(k, units))
+        for step, rows in enumerate(minibatches):
+            updates.start(64)
+            forward_backward(coefs, intercepts, [K.ACTIVATION_CODES["sigmoid"]],
+                             head, X, rows, X, None, noise, step, ws, after)
+        trained.append(coefs)
+    for a, b, initial in zip(*trained, start):
+        assert not np.array_equal(a, initial)
+        np.testing.assert_array_equal(a, b)

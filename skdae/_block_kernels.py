@@ -1,0 +1,133 @@
+"""The forward and backward pass of one block of rows, compiled whole.
+
+The deep network engine (``_network.forward_backward``) splits a minibatch
+into fixed blocks of rows, which the ``BlockRunner`` hands to its threads.
+Driving a block from Python costs a dozen kernel calls and matrix products,
+each of which takes the GIL back for a few microseconds: on two threads the
+GIL changed hands that many times per block, at 30-100 microseconds a time on
+these virtual machines. Here the whole block (the corruption of its rows,
+every layer's product and activation, the head's loss and gradient, and the
+backward products) is one Numba function that holds no GIL, and the matrix
+products are BLAS calls made from compiled code (``np.dot`` with ``out``,
+which Numba sends to the ``?gemm`` of SciPy's BLAS).
+
+The weight gradients are computed by blocks of input units, and each block
+is updated by the optimizer in the same call, while it is still in cache
+(``weight_gradient_step``).
+
+The layers arrive as tuples of arrays (Numba's homogeneous tuples, indexed
+at run time), so one compiled version serves every network of a given depth
+and dtype. The arithmetic is that of the Python driver, kernel for kernel.
+"""
+
+import numba
+import numpy as np
+
+from ._head_kernels import gather_corrupt_groups, head_delta
+from ._kernels import (
+    _bias_activate_columns,
+    _hidden_delta_columns,
+    adam_update,
+    sgd_update,
+)
+
+_adam = adam_update.kernel
+_sgd = sgd_update.kernel
+_ADAM = 0  # the solver codes of ``_optimizers.kernel_state``
+
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+
+
+@_jit
+def dense_rows_forward_backward(X, rows, start, stop, block, seed, noise,
+                                inputs, corrupted, coefs, intercepts,
+                                activations, hidden, deltas, bias_parts, T,
+                                target_rows, TW, has_weights, head):
+    """Loss summed over the minibatch rows ``start:stop``; gradients in place.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_inputs)
+        The clean (dense) inputs; ``rows`` are the minibatch's rows of X.
+    start, stop : int
+        The block's rows, as places in the minibatch.
+    block : int
+        The block's index: its row of each ``bias_parts`` array.
+    seed : int
+        The minibatch's noise seed.
+    noise : tuple
+        ``(kind, level, starts, stops, indicators, pool, input_missing,
+        has_missing, low, high, emphasis, uncorrupted_weight)`` as
+        ``_head_kernels.gather_corrupt_groups`` and ``head_delta`` take them.
+    inputs, corrupted : ndarray
+        The minibatch's corrupted inputs and corruption flags (written).
+    coefs, intercepts : tuple of ndarray
+        The layers (``len(coefs) >= 2``).
+    activations : ndarray of int64
+        The activation code of each hidden layer.
+    hidden, deltas, bias_parts : tuple of ndarray
+        The workspace's activations, pre-activation gradients and per-block
+        bias-gradient parts (written).
+    T, target_rows, TW, has_weights
+        The targets, the minibatch's rows of them and their weights.
+    head : tuple
+        ``(kinds, starts, stops, targets, target_groups)`` of the head.
+    """
+    (kind, level, starts, stops, indicators, pool, input_missing,
+     has_missing, low, high, emphasis, uncorrupted_weight) = noise
+    kinds, head_starts, head_stops, head_targets, target_groups = head
+    n_layers = len(coefs)
+    below = inputs[start:stop]
+    flags = corrupted[start:stop]
+    gather_corrupt_groups(X, rows[start:stop], below, flags, seed, start, kind,
+                          level, starts, stops, indicators, pool,
+                          input_missing, has_missing, low, high)
+    np.dot(below, coefs[0], hidden[0][start:stop])
+    for k in range(n_layers - 1):
+        H = hidden[k][start:stop]
+        _bias_activate_columns(H, intercepts[k], activations[k], 0, H.shape[1])
+        if k + 1 < n_layers - 1:
+            np.dot(H, coefs[k + 1], hidden[k + 1][start:stop])
+        else:
+            np.dot(H, coefs[k + 1], deltas[n_layers - 1][start:stop])
+    delta = deltas[n_layers - 1][start:stop]
+    loss_sum = head_delta(delta, intercepts[n_layers - 1], T,
+                          target_rows[start:stop], TW, has_weights, flags,
+                          emphasis, uncorrupted_weight, kinds, head_starts,
+                          head_stops, head_targets, target_groups,
+                          bias_parts[n_layers - 1][block])
+    for k in range(n_layers - 1, 0, -1):
+        delta_below = deltas[k - 1][start:stop]
+        np.dot(delta, coefs[k].T, delta_below)
+        _hidden_delta_columns(delta_below, hidden[k - 1][start:stop],
+                              activations[k - 1], bias_parts[k - 1][block], 0,
+                              delta_below.shape[1])
+        delta = delta_below
+    return loss_sum
+
+
+@_jit
+def weight_gradient_step(below, delta, n, start, stop, grad, param, solver,
+                         state_a, state_b, hyper, scale, l2):
+    """Rows ``start:stop`` of a weight gradient, and their optimizer update.
+
+    ``grad[start:stop] = below[:n, start:stop].T @ delta[:n]``, then
+    ``param[start:stop]`` takes one step of the solver (0: Adam, with the
+    moments ``state_a``, ``state_b`` and ``hyper = (learning rate, beta_1,
+    beta_2, epsilon)``; 1: SGD, with the velocities ``state_a`` and
+    ``hyper = (learning rate, momentum, nesterov, 0)``), exactly as
+    ``_optimizers`` applies it from Python.
+    """
+    if start == 0 and stop == below.shape[1]:
+        source = below[:n]
+    else:
+        source = np.ascontiguousarray(below[:n, start:stop])
+    g = grad[start:stop]
+    np.dot(source.T, delta[:n], g)
+    if solver == _ADAM:
+        _adam(param[start:stop], g, g, False, state_a[start:stop],
+              state_b[start:stop], scale, l2, hyper[0], hyper[1], hyper[2],
+              hyper[3])
+    else:
+        _sgd(param[start:stop], g, g, False, state_a[start:stop], scale, l2,
+             hyper[0], hyper[1], hyper[2] != 0.0)
