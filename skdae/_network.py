@@ -442,7 +442,7 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
 
 def train(estimator, coefs, intercepts, activations, head, X, targets,
           indices, *, n_epochs, incremental, target_weights=None, noise=None,
-          validation_score=None, tag=None):
+          validation_score=None, tag=None, batch_size=None):
     """Train the network in place: ``n_epochs`` epochs of ``run_epochs``.
 
     The minibatch step of every estimator trained end to end: one
@@ -469,6 +469,8 @@ def train(estimator, coefs, intercepts, activations, head, X, targets,
         continued and no ``ConvergenceWarning`` is raised.
     validation_score, tag
         As in ``run_epochs``.
+    batch_size : int, default=None
+        Rows per minibatch; by default ``_training.batch_size_for``.
 
     Returns
     -------
@@ -483,7 +485,8 @@ def train(estimator, coefs, intercepts, activations, head, X, targets,
     alpha = estimator.alpha
     dense_input = not sp.issparse(X) or (noise is not None
                                          and noise.code in _DENSE_NOISE)
-    batch_size = batch_size_for(estimator, indices.shape[0])
+    if batch_size is None:
+        batch_size = batch_size_for(estimator, indices.shape[0])
     # Blocks on single-threaded BLAS (``_parallel``): the same result for any
     # number of threads. Overflow is not warned about: divergence is detected
     # (non-finite loss or weights) and reported as an error by run_epochs.

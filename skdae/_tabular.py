@@ -42,16 +42,12 @@ from ._base import (
 from ._network import (
     Corruption,
     Head,
-    Workspace,
-    forward_backward,
     hidden_layers,
     predict_head,
     row_losses,
-    training_threads,
+    train,
 )
-from ._optimizers import RowUpdates, make_optimizer
 from ._parallel import (
-    BlockRunner,
     inference_rows_per_block,
     map_row_blocks,
 )
@@ -59,11 +55,9 @@ from ._repr import DocumentationLinkMixin
 from ._training import (
     batch_size_for,
     check_structure,
-    keep_optimizer_state,
     pickled_state,
     record_structure,
     reset_training_state,
-    run_epochs,
     transaction,
     unpickled_state,
     validation_split,
@@ -203,13 +197,7 @@ class _BaseTabularNetwork(BaseEstimator):
         head = self._head()
         _, _, starts, stops, indicators = C.column_groups(self._columns)
         coefs, intercepts = self.coefs_, self.intercepts_
-        params = coefs + intercepts
-        l2_flags = [True] * len(coefs) + [False] * len(intercepts)
         acts = self._activation_codes()
-        optimizer = make_optimizer(
-            self, params,
-            self.__dict__.get("_optimizer_state") if incremental else None)
-
         indices = np.arange(inputs.shape[0])
         validation_score = None
         validating = self._validates(inputs.shape[0]) and not incremental
@@ -230,36 +218,11 @@ class _BaseTabularNetwork(BaseEstimator):
             indicators, uncorrupted_weight=self.uncorrupted_weight,
             pool=indices if validating else None,
             input_missing=missing if missing.any() else None)
-        batch_size = self._batch_size_for(indices.shape[0])
-        alpha = self.alpha
-        n_coefs = len(coefs)
-
-        threads = training_threads(batch_size, coefs)
-        with BlockRunner(threads) as runner, np.errstate(
-                over="ignore", invalid="ignore"):
-            ws = Workspace(batch_size, coefs, head, noise.n_groups, True,
-                           runner)
-
-            updates = RowUpdates(optimizer, coefs, ws.grad_coefs,
-                                 range(n_coefs), alpha)
-
-            def step(rows, seed):
-                n = rows.shape[0]
-                updates.start(n)
-                loss = forward_backward(coefs, intercepts, acts, head, inputs,
-                                        rows, targets, weights, noise,
-                                        int(seed), ws, after_gradient=updates)
-                for k, b in enumerate(intercepts):
-                    optimizer.update(n_coefs + k, b, (ws.grad_intercepts[k],),
-                                     n, False, alpha)
-                return loss
-
-            run_epochs(self, step, params, l2_flags, indices,
-                       n_epochs=1 if incremental else self.max_iter,
-                       batch_size=batch_size,
-                       validation_score=validation_score,
-                       warn=not incremental)
-        keep_optimizer_state(self, optimizer, incremental)
+        train(self, coefs, intercepts, acts, head, inputs, targets, indices,
+              n_epochs=1 if incremental else self.max_iter,
+              incremental=incremental, target_weights=weights, noise=noise,
+              validation_score=validation_score,
+              batch_size=self._batch_size_for(indices.shape[0]))
 
     def _batch_size_for(self, n_train):
         """The minibatch size for ``n_train`` rows (subclasses may adapt)."""
