@@ -74,15 +74,31 @@ def dense_rows_forward_backward(X, rows, start, stop, block, seed, noise,
         ``(kinds, starts, stops, targets, target_groups)`` of the head.
     """
     (kind, level, starts, stops, indicators, pool, input_missing,
-     has_missing, low, high, emphasis, uncorrupted_weight) = noise
+     has_missing, low, high, _, _) = noise
+    below = inputs[start:stop]
+    gather_corrupt_groups(X, rows[start:stop], below, corrupted[start:stop],
+                          seed, start, kind, level, starts, stops, indicators,
+                          pool, input_missing, has_missing, low, high)
+    np.dot(below, coefs[0], hidden[0][start:stop])
+    return layers_forward_backward(start, stop, block, noise, corrupted, coefs,
+                                   intercepts, activations, hidden, deltas,
+                                   bias_parts, T, target_rows, TW, has_weights,
+                                   head)
+
+
+@_jit
+def layers_forward_backward(start, stop, block, noise, corrupted, coefs,
+                            intercepts, activations, hidden, deltas,
+                            bias_parts, T, target_rows, TW, has_weights, head):
+    """The rest of the block, from the first layer's products on.
+
+    On entry ``hidden[0][start:stop]`` holds the block's corrupted inputs
+    times ``coefs[0]`` (dense or sparse: ``_network`` makes it for CSR
+    input); arguments as in ``dense_rows_forward_backward``.
+    """
+    emphasis, uncorrupted_weight = noise[10], noise[11]
     kinds, head_starts, head_stops, head_targets, target_groups = head
     n_layers = len(coefs)
-    below = inputs[start:stop]
-    flags = corrupted[start:stop]
-    gather_corrupt_groups(X, rows[start:stop], below, flags, seed, start, kind,
-                          level, starts, stops, indicators, pool,
-                          input_missing, has_missing, low, high)
-    np.dot(below, coefs[0], hidden[0][start:stop])
     for k in range(n_layers - 1):
         H = hidden[k][start:stop]
         _bias_activate_columns(H, intercepts[k], activations[k], 0, H.shape[1])
@@ -92,10 +108,10 @@ def dense_rows_forward_backward(X, rows, start, stop, block, seed, noise,
             np.dot(H, coefs[k + 1], deltas[n_layers - 1][start:stop])
     delta = deltas[n_layers - 1][start:stop]
     loss_sum = head_delta(delta, intercepts[n_layers - 1], T,
-                          target_rows[start:stop], TW, has_weights, flags,
-                          emphasis, uncorrupted_weight, kinds, head_starts,
-                          head_stops, head_targets, target_groups,
-                          bias_parts[n_layers - 1][block])
+                          target_rows[start:stop], TW, has_weights,
+                          corrupted[start:stop], emphasis, uncorrupted_weight,
+                          kinds, head_starts, head_stops, head_targets,
+                          target_groups, bias_parts[n_layers - 1][block])
     for k in range(n_layers - 1, 0, -1):
         delta_below = deltas[k - 1][start:stop]
         np.dot(delta, coefs[k].T, delta_below)

@@ -77,8 +77,6 @@ SERIAL_STEP_WORK = 5e7
 # The jitted kernels without their Python shape checks: the engine checks
 # its shapes once per call (``_check_shapes``) and sizes its own buffers.
 _bias_add_activate = K.bias_activate.kernel
-_hidden_delta = K.hidden_delta.kernel
-_bias_activate_columns = K._bias_activate_columns
 _TANH = K.ACTIVATION_CODES["tanh"]
 _IDENTITY = K.ACTIVATION_CODES["identity"]
 
@@ -272,12 +270,6 @@ class Workspace:
             return [func(item) for item in items]
         return self.runner.map(func, items)
 
-    def products(self, r, k):
-        """Where the products of layer ``k`` go: its activations' buffer."""
-        if k < len(self.hidden):
-            return self.hidden[k][r]
-        return self.deltas[-1][r]
-
 
 _DENSE_NOISE = (HK.NOISE_CODES["gaussian"], HK.NOISE_CODES["salt_and_pepper"])
 
@@ -323,7 +315,6 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
         term) land in ``ws.grad_coefs`` and ``ws.grad_intercepts``.
     """
     n = rows.shape[0]
-    n_layers = len(coefs)
     if noise is None:
         noise = ws.no_noise
     _check_shapes(coefs, intercepts, head, X, targets, target_weights, noise,
@@ -373,34 +364,19 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
             head.kernel_args)
 
     def csr_rows(b):
-        # CSR input: the first product from the (masked) sparse block, the
-        # rest as in the compiled block.
+        # CSR input: the first product from the (masked) sparse block, then
+        # the rest of the block compiled as for dense input.
         r = row_blocks[b]
-        corrupted = ws.corrupted[r]
         clean, data, indices, indptr = sparse_batch
         ptr = indptr[r.start:r.stop + 1]
         if noise.code == HK.NOISE_CODES["masking"]:
-            HK.mask_csr_groups(clean, indices, ptr, data, corrupted, seed,
+            HK.mask_csr_groups(clean, indices, ptr, data, ws.corrupted[r], seed,
                                r.start, noise.level)
-        K.csr_matmul_t(data, indices, ptr, coefs[0].T, ws.products(r, 0))
-        for k in range(n_layers - 1):
-            H = ws.hidden[k][r]
-            _bias_activate_columns(H, intercepts[k], activations[k], 0,
-                                   H.shape[1])
-            np.matmul(H, coefs[k + 1], out=ws.products(r, k + 1))
-        delta = ws.deltas[-1][r]
-        loss_sum = HK.head_delta(
-            delta, intercepts[-1], T, target_rows[r], TW, has_weights,
-            corrupted, noise.emphasis, noise.uncorrupted_weight, head.kinds,
-            head.starts, head.stops, head.targets, head.target_groups,
-            ws.bias_parts[-1][b])
-        for k in range(n_layers - 1, 0, -1):
-            delta_below = ws.deltas[k - 1][r]
-            np.matmul(delta, coefs[k].T, out=delta_below)
-            _hidden_delta(delta_below, ws.hidden[k - 1][r],
-                          activations[k - 1], ws.bias_parts[k - 1][b])
-            delta = delta_below
-        return loss_sum
+        K.csr_matmul_t(data, indices, ptr, coefs[0].T, ws.hidden[0][r])
+        return BK.layers_forward_backward(
+            r.start, r.stop, b, noise.kernel_args, ws.corrupted, coefs_t,
+            intercepts_t, acts, hidden_t, deltas_t, parts_t, T, target_rows,
+            TW, has_weights, head.kernel_args)
 
     def weight_gradients(task):
         k, units = task
