@@ -42,8 +42,13 @@ MIN_VALIDATION_ROWS = 10
 MIN_SCORED_ENTRIES = 2000
 MAX_VALIDATION_COPIES = 20
 # hidden_layer_sizes="auto": at least this wide (letter, 16 columns of 20000
-# rows, imputed better at 128 units than at 64).
+# rows, imputed better at 128 units than at 64), and at most MAX_AUTO_WIDTH:
+# on Fashion-MNIST (784 columns, 3500 training rows, 20% missing), five
+# networks of 256 units imputed better than five of 1024 (test RMSE 0.497
+# against 0.508) in a sixth of the time (191 s against 1102 s), and one of
+# 256 better than one of 512 (0.547 against 0.552, 79 s against 165 s).
 MIN_AUTO_WIDTH = 128
+MAX_AUTO_WIDTH = 256
 # batch_size="auto": about this many minibatches per epoch, each of 64 to
 # MAX_AUTO_BATCH rows (small tables get enough steps per epoch, large ones
 # fewer, larger and cheaper steps).
@@ -153,9 +158,11 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
     hidden_layer_sizes : "auto" or array-like of int, default="auto"
         Widths of the encoder's layers; the decoder mirrors them (without
         the last). "auto" builds two encoder layers of twice the number of
-        model inputs (at least 128, at most 1024, a multiple of 32): with
+        model inputs (at least 128, at most 256, a multiple of 32): with
         one input per numeric column and category plus one indicator per
-        column, about four times the number of numeric columns.
+        column, about four times the number of numeric columns. Wider
+        layers imputed no better on wide data (Fashion-MNIST's 784 columns)
+        and cost several times more.
 
     categorical_features : "from_dtype", array-like of {bool, int, str} or \
             None, default="from_dtype"
@@ -523,7 +530,9 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
     # ------------------------------------------------------------------
     def _encoder_sizes(self, n_inputs):
         if isinstance(self.hidden_layer_sizes, str):
-            return (max(auto_width(n_inputs), MIN_AUTO_WIDTH),) * 2
+            width = int(np.clip(auto_width(n_inputs), MIN_AUTO_WIDTH,
+                                MAX_AUTO_WIDTH))
+            return (width,) * 2
         return super()._encoder_sizes(n_inputs)
 
     def _batch_size_for(self, n_train):

@@ -196,6 +196,18 @@ def test_auto_networks_follow_the_number_of_rows():
     assert DenoisingAutoencoderImputer(n_networks=2)._n_networks_for(100) == 2
 
 
+def test_auto_width_follows_the_number_of_columns():
+    # Two layers of twice the inputs (values + indicators), 128 to 256 wide.
+    imputer = DenoisingAutoencoderImputer()
+    assert imputer._encoder_sizes(2 * 16) == (128, 128)  # letter
+    assert imputer._encoder_sizes(2 * 50) == (224, 224)
+    assert imputer._encoder_sizes(2 * 784) == (256, 256)  # Fashion-MNIST
+    fitted = DenoisingAutoencoderImputer(max_iter=1, random_state=0).fit(
+        _mcar(np.random.RandomState(0).normal(size=(40, 200)), 0.2)[0])
+    assert fitted.hidden_layer_sizes_ == (256, 256)
+    assert fitted.coefs_[0].shape == (400, 256)
+
+
 def test_empty_constant_columns_and_rows():
     X = _structured(100)
     X[:, 1] = 7.5  # constant
