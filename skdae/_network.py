@@ -218,10 +218,12 @@ class Workspace:
     def __init__(self, batch_size, coefs, head, n_groups, dense_input,
                  runner=None, rows_per_block=None):
         dtype = coefs[0].dtype
+        # Steps below SERIAL_STEP_WORK run in the calling thread, whatever
+        # the runner (the estimators then open none).
+        self.serial = serial_steps(batch_size, coefs)
         if rows_per_block is None:
-            rows_per_block = (
-                batch_size if serial_steps(batch_size, coefs)
-                else max(ROWS_PER_BLOCK, -(-batch_size // 2)))
+            rows_per_block = (batch_size if self.serial
+                              else max(ROWS_PER_BLOCK, -(-batch_size // 2)))
         self.rows_per_block = rows_per_block
         self.runner = runner if runner is not None else BlockRunner(1)
         self.inputs = (np.empty((batch_size, coefs[0].shape[0]), dtype=dtype)
@@ -266,7 +268,8 @@ class Workspace:
 
     def map(self, func, items, flop_per_item):
         """``runner.map``, or a plain loop where blocks are too small."""
-        if flop_per_item < _MIN_PARALLEL_FLOP or len(items) == 1:
+        if (self.serial or flop_per_item < _MIN_PARALLEL_FLOP
+                or len(items) == 1):
             return [func(item) for item in items]
         return self.runner.map(func, items)
 

@@ -457,7 +457,11 @@ def test_softmax_classifier_head_gradients():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bitwise_identical_across_thread_counts(dtype, monkeypatch):
     # Every block through the pool, however small (by default small blocks
-    # run in the calling thread, which must not change the result either).
+    # run in the calling thread, which must not change the result either),
+    # and the step in blocks of rows: a step this small would otherwise run
+    # as one block in the calling thread (SERIAL_STEP_WORK).
+    default_min_flop = _network._MIN_PARALLEL_FLOP
+    monkeypatch.setattr(_network, "SERIAL_STEP_WORK", 0.0)
     monkeypatch.setattr(_network, "_MIN_PARALLEL_FLOP", 0.0)
     rng = np.random.RandomState(6)
     n = 300
@@ -471,9 +475,11 @@ def test_bitwise_identical_across_thread_counts(dtype, monkeypatch):
     results = []
     for n_threads in (1, 2, 2):
         if len(results) == 2:  # the default: small blocks in this thread
-            monkeypatch.undo()
+            monkeypatch.setattr(_network, "_MIN_PARALLEL_FLOP",
+                                default_min_flop)
         loss, ws = _engine(coefs, intercepts, acts, head, X, rows, T, TW,
                            noise, 3, n_threads)
+        assert len(ws.row_blocks(200)) == 2
         results.append((loss, [g.copy() for g in ws.grad_coefs
                                + ws.grad_intercepts]))
     for other in results[1:]:
