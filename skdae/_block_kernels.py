@@ -30,10 +30,10 @@ from ._kernels import (
     adam_update,
     sgd_update,
 )
+from ._optimizers import ADAM as _ADAM
 
 _adam = adam_update.kernel
 _sgd = sgd_update.kernel
-_ADAM = 0  # the solver codes of ``_optimizers.kernel_state``
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 

@@ -112,12 +112,13 @@ class RowUpdates:
     def __init__(self, optimizer, coefs, grads, indices, alpha):
         self.optimizer, self.coefs, self.grads = optimizer, coefs, grads
         self.indices, self.alpha = list(indices), alpha
-        self.n = 1
+        self.n, self._hyper = 1, None
 
     def start(self, batch_size):
         """Begin the step of a minibatch of ``batch_size`` rows."""
         self.optimizer.start_step()
         self.n = batch_size
+        self._hyper = None  # the step's, made on first use
 
     def __call__(self, k, units):
         self.optimizer.update(self.indices[k], self.coefs[k], (self.grads[k],),
@@ -125,9 +126,11 @@ class RowUpdates:
 
     def kernel_args(self, k):
         """``(code, state_a, state_b, hyper, scale, l2)`` of ``coefs[k]``."""
+        if self._hyper is None:
+            self._hyper = self.optimizer.kernel_hyper()
         scale = 1.0 / self.n
-        return (*self.optimizer.kernel_state(self.indices[k]), scale,
-                self.alpha * scale)
+        return (*self.optimizer.kernel_state(self.indices[k]), self._hyper,
+                scale, self.alpha * scale)
 
 
 def make_optimizer(estimator, params, state=None):
@@ -184,12 +187,15 @@ class AdamOptimizer(_BaseOptimizer):
             * np.sqrt(1 - self.beta_2**self.t)
             / (1 - self.beta_1**self.t)
         )
-        self._hyper = np.array([self.learning_rate, self.beta_1, self.beta_2,
-                                self.epsilon])
+
+    def kernel_hyper(self):
+        """This step's hyperparameters as ``_block_kernels`` takes them."""
+        return np.array([self.learning_rate, self.beta_1, self.beta_2,
+                         self.epsilon])
 
     def kernel_state(self, k):
-        """Parameter ``k``'s update as ``_block_kernels`` applies it."""
-        return ADAM, self.ms[k], self.vs[k], self._hyper
+        """Solver code and state arrays of parameter ``k`` (compiled)."""
+        return ADAM, self.ms[k], self.vs[k]
 
     def _update(self, k, param, g1, g2, use_g2, scale, l2, rows):
         adam_update(param, g1, g2, use_g2, self.ms[k][rows], self.vs[k][rows],
@@ -221,12 +227,16 @@ class SGDOptimizer(_BaseOptimizer):
         return {"solver": "sgd", "t": self.t, "velocities": self.velocities}
 
     def _start_step(self):
-        self._hyper = np.array([self.learning_rate, self.momentum,
-                                float(self.nesterov), 0.0])
+        pass
+
+    def kernel_hyper(self):
+        """This step's hyperparameters as ``_block_kernels`` takes them."""
+        return np.array([self.learning_rate, self.momentum,
+                         float(self.nesterov), 0.0])
 
     def kernel_state(self, k):
-        """Parameter ``k``'s update as ``_block_kernels`` applies it."""
-        return SGD, self.velocities[k], self.velocities[k], self._hyper
+        """Solver code and state arrays of parameter ``k`` (compiled)."""
+        return SGD, self.velocities[k], self.velocities[k]
 
     def _update(self, k, param, g1, g2, use_g2, scale, l2, rows):
         sgd_update(param, g1, g2, use_g2, self.velocities[k][rows], scale, l2,
