@@ -25,6 +25,11 @@ from ._vecmath import exp_nonpositive, log1p_unit, tanh
 # fastmath stays off so that overflow gives inf / 0 as IEEE says, never NaN.
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 _inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+# Fused multiply-adds (``contract``) change no IEEE special case; they halve
+# the cost of the polynomials of the loss kernel. Results differ between CPUs
+# with and without FMA only by rounding, as BLAS results already do.
+_jit_contract = numba.njit(cache=True, nogil=True, error_model="numpy",
+                           fastmath={"contract"})
 
 # Codes shared with the Python driver (``_autoencoder.py``).
 CORRUPTION_CODES = {"none": 0, "masking": 1, "gaussian": 2, "salt_and_pepper": 3,
@@ -558,7 +563,7 @@ def output_delta(A, bias, X, rows, seed, first_row, kind, level,
     return col_loss.sum()
 
 
-@_jit
+@_jit_contract
 def _output_delta_columns(A, bias, X, rows, seed, first_row, kind, level,
                           uncorrupted_weight, loss, grad_bias, col_loss,
                           flags, has_missing, start, stop):
@@ -585,6 +590,13 @@ def _output_delta_columns(A, bias, X, rows, seed, first_row, kind, level,
     # vectorizing the loop (without fastmath), and float64 sums would halve
     # the SIMD width of float32 work.
     partial = np.zeros(width, dtype=A.dtype)
+    # The cross-entropy's log1p(exp(-|a|)) terms are summed as the log of a
+    # product: a multiply per entry, and a log per column at each flush
+    # instead of one per entry (2-4x faster). The factors lie in [1, 2], so
+    # 64 rows of them stay below 2**64. Weights are 0 (missing), 1 or uw:
+    # the terms of weight 1 and of weight uw get a product each.
+    product = np.ones(width, dtype=A.dtype)
+    product_uw = np.ones(width, dtype=A.dtype)
     cl[:] = 0.0
     gb[:] = 0.0
     for i in range(A.shape[0]):
@@ -602,29 +614,32 @@ def _output_delta_columns(A, bias, X, rows, seed, first_row, kind, level,
             # One extra pass over the row, only for data with missing entries:
             # the loops below then see a finite target of weight 0.
             _missing_targets(x_row, weight, emphasis, targets)
+            x_row = targets
+        if loss == _CROSS_ENTROPY and (has_missing or emphasis):
             for j in range(width):
                 a = a_row[j] + b[j]
-                x = targets[j]
-                if loss == _CROSS_ENTROPY:
-                    elementwise, z = _cross_entropy(a, x)
-                else:
-                    z = a
-                    elementwise = _HALF * (a - x) * (a - x)
+                x = x_row[j]
+                e = exp_nonpositive(-abs(a))
+                z = (_ONE if a >= _ZERO else e) / (_ONE + e)
                 w = weight[j]
                 g = w * (z - x)
                 a_row[j] = g
                 gb[j] += g
-                partial[j] += w * elementwise
+                partial[j] += w * (max(a, _ZERO) - x * a)
+                factor = _ONE + e
+                product[j] *= factor if w == _ONE else _ONE
+                product_uw[j] *= factor if (w != _ONE and w != _ZERO) else _ONE
         elif loss == _CROSS_ENTROPY:
             for j in range(width):
                 a = a_row[j] + b[j]
                 x = x_row[j]
-                elementwise, z = _cross_entropy(a, x)
-                w = weight[j]
-                g = w * (z - x)
+                e = exp_nonpositive(-abs(a))
+                z = (_ONE if a >= _ZERO else e) / (_ONE + e)
+                g = z - x
                 a_row[j] = g
                 gb[j] += g
-                partial[j] += w * elementwise
+                partial[j] += max(a, _ZERO) - x * a
+                product[j] *= _ONE + e
         else:
             for j in range(width):
                 a = a_row[j] + b[j]
@@ -638,6 +653,14 @@ def _output_delta_columns(A, bias, X, rows, seed, first_row, kind, level,
             for j in range(width):
                 cl[j] += partial[j]
                 partial[j] = 0.0
+            if loss == _CROSS_ENTROPY:
+                for j in range(width):
+                    cl[j] += np.log(np.float64(product[j]))
+                    product[j] = _ONE
+                if has_missing or emphasis:
+                    for j in range(width):
+                        cl[j] += uw * np.log(np.float64(product_uw[j]))
+                        product_uw[j] = _ONE
 
 
 output_delta_columns = _guarded(

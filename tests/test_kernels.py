@@ -173,11 +173,14 @@ def loss_ref(a, x, loss):
 @pytest.mark.parametrize("corruption,weight", [
     ("none", 1.0), ("masking", 1.0), ("masking", 0.25),
     ("salt_and_pepper", 0.0), ("gaussian", 1.0)])
-def test_output_delta(dtype, loss, corruption, weight):
+# 150 rows: the loss sums are flushed every 64 rows (cross-entropy: the log
+# of a product of 64 factors), twice in full and once in part.
+@pytest.mark.parametrize("n_rows", [10, 150])
+def test_output_delta(dtype, loss, corruption, weight, n_rows):
     rng = np.random.RandomState(3)
-    X = rng.uniform(size=(30, 12)).astype(dtype)
-    rows = rng.permutation(30)[:10]
-    A = rng.normal(scale=2, size=(10, 12)).astype(dtype)
+    X = rng.uniform(size=(3 * n_rows, 12)).astype(dtype)
+    rows = rng.permutation(3 * n_rows)[:n_rows]
+    A = rng.normal(scale=2, size=(n_rows, 12)).astype(dtype)
     b = rng.normal(size=12).astype(dtype)
     seed, level = 42, 0.35
     delta = A.copy()
@@ -194,6 +197,40 @@ def test_output_delta(dtype, loss, corruption, weight):
     assert_allclose(total, (w * elementwise).sum(), rtol=1e-5)
     assert_allclose(delta, w * (z - x), rtol=RTOL[dtype] * 10, atol=1e-6)
     assert_allclose(grad_bias, delta.sum(axis=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weight", [0.25, 1.0])
+def test_output_delta_with_missing_targets(dtype, weight):
+    # Weights 0 (missing), 1 (masked) and ``weight`` in one block: the
+    # cross-entropy keeps a product of factors for each nonzero weight.
+    rng = np.random.RandomState(4)
+    X = rng.uniform(size=(200, 12)).astype(dtype)
+    X[rng.uniform(size=X.shape) < 0.2] = np.nan
+    rows = rng.permutation(200)[:150]
+    A = rng.normal(scale=3, size=(150, 12)).astype(dtype)
+    b = rng.normal(size=12).astype(dtype)
+    # Logits of 0 in one observed column: factors of 2, whose product over
+    # 150 rows would overflow float32 (2**150) without a flush every 64 rows.
+    A[:, 0] = -b[0]
+    X[:, 0] = 0.5
+    seed, level = 7, 0.3
+    delta = A.copy()
+    grad_bias = np.empty(12, dtype=dtype)
+    total = K.output_delta(delta, b, X, rows, seed, 0,
+                           K.CORRUPTION_CODES["masking"], level, weight,
+                           K.LOSS_CODES["cross_entropy"], grad_bias, None,
+                           True)
+    a = A.astype(np.float64) + b
+    x = X[rows].astype(np.float64)
+    missing = np.isnan(x)
+    x = np.where(missing, 0.0, x)
+    elementwise, z = loss_ref(a, x, "cross_entropy")
+    w = np.where(uniform_ref(seed, a.shape) < level, 1.0, weight)
+    w[missing] = 0.0
+    assert_allclose(total, (w * elementwise).sum(), rtol=1e-5)
+    assert_allclose(delta, w * (z - x), rtol=RTOL[dtype] * 10, atol=1e-6)
+    assert np.all(delta[missing] == 0)
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
