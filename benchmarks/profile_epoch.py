@@ -1,10 +1,10 @@
 """Where a training epoch's time goes, next to the BLAS floor's products.
 
-Times each phase of the dense minibatch step of ``DenoisingAutoencoder``
-(corruption; encoder product + activation; decoder product + loss
-gradient; backward product + weight gradients + weight update) and the rest
-of the epoch (bias updates, the epoch loop), against the same workload's
-five matrix products alone, per product, interleaved epoch by epoch.
+Times the dense minibatch steps of ``DenoisingAutoencoder`` (corruption,
+encoder, decoder with the loss, backward pass with the weight gradients and
+updates: one compiled call per thread) and the rest of the epoch (bias
+updates, the epoch loop), against the same workload's five matrix products
+alone, per product, interleaved epoch by epoch.
 Medians over ``--epochs``; the table is in units of the floor's epoch.
 
     python benchmarks/profile_epoch.py --threads 1 --batch 128
@@ -18,25 +18,34 @@ import numpy as np
 from bench_training import BlasFloor, SkdaeTrainer, make_data
 from threadpoolctl import threadpool_info, threadpool_limits
 
-import skdae._parallel as parallel
+import skdae._autoencoder as _autoencoder
+import skdae._minibatch as _minibatch
 
 
-class PhaseTimer:
-    """Accumulates the wall time of every ``BlockRunner.map`` by function."""
+class StepTimer:
+    """Accumulates the wall time of the minibatch steps of an epoch.
+
+    A dense step is one compiled call per thread (``_step_kernels``), so its
+    phases are not timed apart: the table splits an epoch into its steps
+    (``_minibatch.forward_backward``: the four phases and the weight updates)
+    and the rest (bias updates, the epoch loop).
+    """
 
     def __init__(self):
         self.times = collections.defaultdict(float)
-        self._map = parallel.BlockRunner.map
+        self._forward_backward = _minibatch.forward_backward
         timer = self
 
-        def timed(runner, func, items):
+        def timed(*args, **kwargs):
             start = time.perf_counter()
             try:
-                return timer._map(runner, func, items)
+                return timer._forward_backward(*args, **kwargs)
             finally:
-                timer.times[func.__name__] += time.perf_counter() - start
+                timer.times["steps (phases + weight updates)"] += (
+                    time.perf_counter() - start)
 
-        parallel.BlockRunner.map = timed
+        _minibatch.forward_backward = timed
+        _autoencoder.forward_backward = timed
 
 
 def floor_products(X, batch, W, buffers):
@@ -83,7 +92,7 @@ def main():
           f"batch {args.batch}, {args.threads} thread(s); BLAS: "
           + ", ".join(f"{i['internal_api']} {i['version']} "
                       f"({i.get('architecture')})" for i in blas))
-    timer = PhaseTimer()
+    timer = StepTimer()
     with threadpool_limits(args.threads):
         skdae = SkdaeTrainer(X, args)
         floor = BlasFloor(X, args)

@@ -21,7 +21,7 @@ from ._base import (
     non_finite_input_error,
 )
 from ._minibatch import Noise, Workspace, data_range, forward_backward
-from ._optimizers import make_optimizer
+from ._optimizers import RowUpdates, make_optimizer
 from ._parallel import (
     BlockRunner,
     available_threads,
@@ -843,30 +843,24 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         opt, n = self._optimizer, rows.shape[0]
         if self.decoder_components_ is self.components_:
             # Tied: forward_backward sums both gradients in grad_encoder.
-            grads = [(ws.grad_encoder,), (ws.grad_hidden_bias,),
-                     (ws.grad_visible_bias,)]
+            weight_grads = [ws.grad_encoder]
         else:
-            grads = [(ws.grad_encoder,), (ws.grad_decoder,),
-                     (ws.grad_hidden_bias,), (ws.grad_visible_bias,)]
-        n_weights = len(params) - 2
-        opt.start_step()
-
-        def update_weights(units):
-            for k in range(n_weights):
-                opt.update(k, params[k], grads[k], n, l2_flags[k], self.alpha,
-                           units)
-
-        loss_sum = self._forward_backward(X, rows, seed, noise, ws,
-                                          update_weights)
-        for k in range(n_weights, len(params)):
-            opt.update(k, params[k], grads[k], n, l2_flags[k], self.alpha)
+            weight_grads = [ws.grad_encoder, ws.grad_decoder]
+        n_weights = len(weight_grads)
+        updates = RowUpdates(opt, params[:n_weights], weight_grads,
+                             range(n_weights), self.alpha)
+        updates.start(n)  # the optimizer's step begins
+        loss_sum = self._forward_backward(X, rows, seed, noise, ws, updates)
+        for k, grad in zip(range(n_weights, len(params)),
+                           (ws.grad_hidden_bias, ws.grad_visible_bias)):
+            opt.update(k, params[k], (grad,), n, l2_flags[k], self.alpha)
         return loss_sum
 
-    def _forward_backward(self, X, rows, seed, noise, ws, after_units=None):
+    def _forward_backward(self, X, rows, seed, noise, ws, updates=None):
         """Loss and gradients of one minibatch; see ``_minibatch``."""
         return forward_backward(
             self.components_, self.decoder_components_, self.intercept_hidden_,
-            self.intercept_visible_, X, rows, seed, noise, ws, after_units)
+            self.intercept_visible_, X, rows, seed, noise, ws, updates)
 
     # ------------------------------------------------------------------
     # Encoding, decoding, scoring

@@ -128,11 +128,8 @@ def weight_gradient_step(below, delta, n, start, stop, grad, param, solver,
     """Rows ``start:stop`` of a weight gradient, and their optimizer update.
 
     ``grad[start:stop] = below[:n, start:stop].T @ delta[:n]``, then
-    ``param[start:stop]`` takes one step of the solver (0: Adam, with the
-    moments ``state_a``, ``state_b`` and ``hyper = (learning rate, beta_1,
-    beta_2, epsilon)``; 1: SGD, with the velocities ``state_a`` and
-    ``hyper = (learning rate, momentum, nesterov, 0)``), exactly as
-    ``_optimizers`` applies it from Python.
+    ``param[start:stop]`` takes one step of the solver
+    (:func:`optimizer_step`).
     """
     if start == 0 and stop == below.shape[1]:
         source = below[:n]
@@ -140,10 +137,22 @@ def weight_gradient_step(below, delta, n, start, stop, grad, param, solver,
         source = np.ascontiguousarray(below[:n, start:stop])
     g = grad[start:stop]
     np.dot(source.T, delta[:n], g)
+    optimizer_step(param[start:stop], g, solver, state_a[start:stop],
+                   state_b[start:stop], hyper, scale, l2)
+
+
+@_jit
+def optimizer_step(param, grad, solver, state_a, state_b, hyper, scale, l2):
+    """One step of the solver on ``param`` (rows of a weight matrix).
+
+    0: Adam, with the moments ``state_a``, ``state_b`` and ``hyper =
+    (learning rate, beta_1, beta_2, epsilon)``; 1: SGD, with the velocities
+    ``state_a`` and ``hyper = (learning rate, momentum, nesterov, 0)``:
+    the kernels ``_optimizers`` applies from Python, on the same rows.
+    """
     if solver == _ADAM:
-        _adam(param[start:stop], g, g, False, state_a[start:stop],
-              state_b[start:stop], scale, l2, hyper[0], hyper[1], hyper[2],
-              hyper[3])
+        _adam(param, grad, grad, False, state_a, state_b, scale, l2,
+              hyper[0], hyper[1], hyper[2], hyper[3])
     else:
-        _sgd(param[start:stop], g, g, False, state_a[start:stop], scale, l2,
-             hyper[0], hyper[1], hyper[2] != 0.0)
+        _sgd(param, grad, grad, False, state_a, scale, l2, hyper[0],
+             hyper[1], hyper[2] != 0.0)

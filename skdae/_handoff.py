@@ -9,12 +9,19 @@ waiting thread first spins, without the GIL, on a counter that the other
 thread publishes; only if nothing arrives within about a millisecond does
 it sleep on a condition variable.
 
+The same atomics serve compiled code that never takes the GIL: ``claim``
+(a block counter that several threads draw from), ``wait_until`` and
+``wait_idle`` (spin, then yield, then sleep), for the dense step of
+``_step_kernels``, whose team of threads waits between steps in compiled
+code.
+
 The counters are read and written with atomic acquire / release operations
 (LLVM's, through a Numba intrinsic), so the blocks' results written before
 a counter is published are visible to the thread that sees it, on every
 architecture, not only on x86's strong memory model.
 """
 
+import sys
 import threading
 
 import numba
@@ -29,13 +36,18 @@ _jit = numba.njit(cache=True, nogil=True)
 SPINS = 1 << 20
 
 
+def _item_pointer(context, builder, signature, args):
+    """The address of ``array[index]``, the intrinsics' first two args."""
+    ary = context.make_array(signature.args[0])(context, builder, args[0])
+    return cgutils.get_item_pointer(context, builder, signature.args[0], ary,
+                                    [args[1]])
+
+
 @intrinsic
 def _load_acquire(typingctx, array, index):
     """``array[index]`` (int64) read with acquire ordering."""
     def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, signature.args[0],
-                                       ary, [args[1]])
+        ptr = _item_pointer(context, builder, signature, args)
         return builder.load_atomic(ptr, "acquire", 8)
     return types.int64(array, index), codegen
 
@@ -44,12 +56,72 @@ def _load_acquire(typingctx, array, index):
 def _store_release(typingctx, array, index, value):
     """``array[index] = value`` (int64) written with release ordering."""
     def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, signature.args[0],
-                                       ary, [args[1]])
+        ptr = _item_pointer(context, builder, signature, args)
         builder.store_atomic(args[2], ptr, "release", 8)
         return context.get_dummy_value()
     return types.none(array, index, value), codegen
+
+
+@intrinsic
+def _fetch_add(typingctx, array, index, value):
+    """``array[index] += value`` (int64), atomically; returns the old value."""
+    def codegen(context, builder, signature, args):
+        ptr = _item_pointer(context, builder, signature, args)
+        return builder.atomic_rmw("add", ptr, args[2], "acq_rel")
+    return types.int64(array, index, types.int64), codegen
+
+
+# Compiled code that waits without the GIL for long (``wait_idle``) needs
+# the C library's sched_yield and usleep (POSIX): symbols that Numba links
+# at load time, so the functions that call them are still cached.
+POSIX = sys.platform != "win32"
+if POSIX:
+    _sched_yield = types.ExternalFunction("sched_yield", types.intc())
+    _usleep = types.ExternalFunction("usleep", types.intc(types.uintc))
+else:  # pragma: no cover
+    @_jit
+    def _sched_yield():
+        return 0
+
+    @_jit
+    def _usleep(microseconds):
+        return 0
+
+
+@_jit
+def claim(counters, index):
+    """The next number of the counter ``counters[index]`` (from 0)."""
+    return _fetch_add(counters, index, 1)
+
+
+@_jit
+def wait_until(counters, index, value):
+    """Spin until ``counters[index]`` reaches ``value``, then yield."""
+    spins = 0
+    while _load_acquire(counters, index) < value:
+        spins += 1
+        if spins > 1 << 14:
+            # A waiter that outlives the spin lets the thread it waits for
+            # have the core (a descheduled virtual CPU, an oversubscribed
+            # machine).
+            _sched_yield()
+
+
+@_jit
+def wait_idle(counters, index, value):
+    """Wait for ``counters[index]`` to reach ``value``, for however long.
+
+    Spins first (the next step is usually microseconds away), then yields,
+    then sleeps 50 microseconds at a time: a thread waiting through an
+    epoch's validation leaves its core to the threads doing it.
+    """
+    spins = 0
+    while _load_acquire(counters, index) < value:
+        spins += 1
+        if spins > 1 << 16:
+            _usleep(50)
+        elif spins > 1 << 14:
+            _sched_yield()
 
 
 @_jit

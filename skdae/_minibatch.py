@@ -3,24 +3,27 @@
 Dense input: the corruption runs over fixed blocks of rows, then every
 matrix product over the whole minibatch and a fixed block of hidden units
 (encoder, backward pass, weight gradients) or of features (decoder), with
-the elementwise work of the same block fused after it. CSR input: the
+the elementwise work of the same block fused after it; the whole step is
+one compiled call per thread (``_step_kernels``). CSR input: the
 forward and backward passes run over fixed blocks of rows, the weight
 gradients over blocks of hidden units. Block boundaries depend on the
 shapes only, so the result is the same whatever the number of threads
 (see ``_parallel``).
 """
 
+import itertools
 from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
-from . import _head_kernels as HK
 from . import _kernels as K
+from ._handoff import POSIX, publish
 from ._kernels import _check_rows
 from ._parallel import ROWS_PER_BLOCK, UNITS_PER_BLOCK, BlockRunner, blocks
 from ._sparse_kernels import output_delta
-from ._swap_kernels import swap_csr_batch, zero_missing
+from ._step_kernels import N_PHASES, dense_step, lead_step, serve_steps
+from ._swap_kernels import swap_csr_batch
 
 _ALL_ROWS = np.empty(0, dtype=np.intp)
 _NO_FLAGS = np.empty((0, 0), dtype=np.uint8)
@@ -57,7 +60,7 @@ class Noise(NamedTuple):
 
 
 def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
-                     after_units=None):
+                     updates=None):
     """Loss and gradients of one minibatch, summed over its samples.
 
     Corrupts the rows ``rows`` of X with the noise of ``seed``, encodes,
@@ -69,85 +72,98 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
     ``ws.grad_encoder`` (for dense X one product over twice the rows,
     instead of two products and a sum). No L2 term.
 
-    ``after_units(units)``, if given, is called once the weight gradients
-    of the hidden units ``units`` are complete (when the weights are no
-    longer read: the optimizer may update these rows then).
+    ``updates``, if given, is an ``_optimizers.RowUpdates`` over ``[W]``
+    (tied) or ``[W, W_dec]``, started for this minibatch: each block of
+    hidden units of the weight matrices is updated once its gradients are
+    complete (when no other block reads its weights), in the thread that
+    computed them and while they are in cache.
     """
     noise = Noise(*noise)
-    kind, level, uncorrupted_weight, low, high = noise[:5]
+    kind = noise.kind
     n = rows.shape[0]
     if sp.issparse(X):
         if kind in _SPARSE_NOISE:
             return _forward_backward_csr(W, W_dec, b_hidden, b_visible, X,
-                                         rows, seed, noise, ws, after_units)
+                                         rows, seed, noise, ws, updates)
         # Gaussian and salt-and-pepper noise fill the zeros in: dense rows.
         X, rows = X[rows].toarray(), ws.arange[:n]
+    # The compiled step indexes without bounds checks: check what it reads.
+    _check_rows("forward_backward", rows, n, X.shape[0])
     if kind == _SWAP:
-        _check_rows("gather_corrupt_groups", noise.pool, noise.pool.shape[0],
+        _check_rows("forward_backward", noise.pool, noise.pool.shape[0],
                     X.shape[0])
-        _check_rows("gather_corrupt_groups", rows, n, X.shape[0])
-    hidden, delta_hidden, delta_out, corrupted = ws.views(n)
     tied = W_dec is W
+    args = (
+        (kind, noise.level, noise.uncorrupted_weight, noise.low, noise.high,
+         noise.has_missing, noise.pool, ws.group_starts, ws.group_stops,
+         ws.no_indicators, ws.flags),
+        (W, W_dec, b_hidden, b_visible, tied, ws.activation, ws.loss),
+        (ws._hidden, ws._visible, ws.grad_encoder, ws.grad_decoder,
+         ws.grad_hidden_bias, ws.grad_visible_bias, ws.column_loss),
+        (ws.corruption_rows, ws.unit_bounds, ws.feature_bounds),
+        ws.update_args(updates, tied))
+    if ws.runner.parallel and POSIX:
+        # A team of threads that run the steps without the GIL, for as long
+        # as the arguments stay the same arrays (a fit's).
+        ws.team(X, args).step(rows, seed)
+    else:
+        ws.control[:] = 0
 
-    # Four phases, each split into blocks whose boundaries depend on the
-    # shapes only: every product is a whole-minibatch product over a block
-    # of hidden units or features, and the result is the same whatever the
-    # number of threads that run the blocks.
-    def corrupt(r):
-        out = corrupted[r]
-        if kind == _SWAP:
-            # The deep engine's swap noise, one column group per feature.
-            HK.gather_corrupt_groups(
-                X, rows[r], out, ws.flags[r], seed, r.start,
-                HK.NOISE_CODES["swap"], level, ws.group_starts,
-                ws.group_stops, ws.no_indicators, noise.pool, _NO_MISSING,
-                False)
-        else:
-            K.gather_corrupt(X, rows[r], out, seed, r.start, kind, level,
-                             low, high)
-        if noise.has_missing:
-            zero_missing(out, X, rows[r])
+        def run(_):
+            dense_step(ws.control, X, rows, seed, *args)
 
-    def encode(units):
-        np.matmul(corrupted, W[units].T, out=hidden[:, units])
-        K.bias_activate_columns(hidden, b_hidden, ws.activation, units.start,
-                                units.stop)
-
-    def decode(features):
-        np.matmul(hidden, W_dec[:, features], out=delta_out[:, features])
-        K.output_delta_columns(
-            delta_out, b_visible, X, rows, seed, 0, kind, level,
-            uncorrupted_weight, ws.loss, ws.grad_visible_bias, ws.column_loss,
-            None, noise.has_missing, features.start, features.stop)
-
-    def backward(units):
-        np.matmul(delta_out, W_dec[units].T, out=delta_hidden[:, units])
-        K.hidden_delta_columns(delta_hidden, hidden, ws.activation,
-                               ws.grad_hidden_bias, units.start, units.stop)
-        if tied:
-            # [H; dH]^T [dV; X~]: both gradients in one product.
-            stacked_hidden, stacked_visible = ws.stacked(n)
-            np.matmul(stacked_hidden[:, units].T, stacked_visible,
-                      out=ws.grad_encoder[units])
-        else:
-            np.matmul(hidden[:, units].T, delta_out,
-                      out=ws.grad_decoder[units])
-            np.matmul(delta_hidden[:, units].T, corrupted,
-                      out=ws.grad_encoder[units])
-        if after_units is not None:
-            after_units(units)
-
-    ws.runner.map(corrupt, blocks(n, ws.corruption_rows))
-    ws.runner.map(encode, ws.unit_blocks)
-    ws.runner.map(decode, ws.feature_blocks)
-    ws.runner.map(backward, ws.unit_blocks)
+        ws.runner.map(run, range(ws.runner.n_threads))
     # Columns are added in a fixed order: the result does not depend on the
     # number of threads.
     return float(ws.column_loss.sum())
 
 
+class StepTeam:
+    """The threads of a runner, running dense steps in compiled code.
+
+    Each pool thread of the runner gets a compiled loop
+    (``_step_kernels.serve_steps``) that waits for a step without the GIL,
+    runs its share of it and reports it done; the calling thread leads
+    (``lead_step``). The minibatch's rows and seed are passed through
+    buffers, every other argument is fixed for the team's life: a fit's
+    data, weights, buffers and optimizer state.
+    """
+
+    def __init__(self, runner, X, args, batch_size):
+        self.key = _identity(X, args)
+        self.counters = np.zeros(runner.n_threads, dtype=np.int64)
+        self.step_values = np.zeros(2, dtype=np.int64)  # rows, seed
+        self.rows = np.zeros(batch_size, dtype=np.intp)
+        self.args = (np.zeros(2 * N_PHASES, dtype=np.int64), X, self.rows,
+                     *args)
+        self.open = True
+        for w in range(1, runner.n_threads):
+            runner.start_thread(serve_steps, (w, self.counters,
+                                              self.step_values, *self.args))
+        runner.at_exit(self.close)
+
+    def step(self, rows, seed):
+        n = rows.shape[0]
+        self.rows[:n] = rows
+        self.step_values[0], self.step_values[1] = n, seed
+        lead_step(self.counters, self.step_values, *self.args)
+
+    def close(self):
+        """Stop the workers (the runner joins them)."""
+        if self.open:
+            self.open = False
+            self.step_values[0] = -1
+            publish(self.counters, 0, self.counters[0] + 1)
+
+
+def _identity(X, args):
+    """What a team is bound to: the arrays (by identity) and the scalars."""
+    return tuple(id(a) if isinstance(a, np.ndarray) else a
+                 for a in (X, *itertools.chain.from_iterable(args)))
+
+
 def _forward_backward_csr(W, W_dec, b_hidden, b_visible, X, rows, seed,
-                          noise, ws, after_units):
+                          noise, ws, updates):
     """``forward_backward`` for CSR X: blocks of rows, sparse products."""
     kind, level, uncorrupted_weight = noise[:3]
     has_missing = noise.has_missing
@@ -215,8 +231,9 @@ def _forward_backward_csr(W, W_dec, b_hidden, b_visible, X, rows, seed,
             # Tied: the sum in grad_encoder, as the optimizer of reconstruction
             # sampling forms it (the two paths agree bitwise).
             grad += ws.grad_decoder[units]
-        if after_units is not None:
-            after_units(units)
+        if updates is not None:
+            for k in range(len(updates.coefs)):
+                updates(k, units)
 
     losses = ws.runner.map(forward_backward_rows, range(len(row_blocks)))
     ws.runner.map(weight_gradients, ws.unit_blocks)
@@ -242,7 +259,15 @@ class Workspace:
         self.loss = loss
         self.runner = runner if runner is not None else BlockRunner(1)
         self.unit_blocks = blocks(n_components, UNITS_PER_BLOCK)
-        self.feature_blocks = blocks(n_features, FEATURES_PER_BLOCK)
+        self.unit_bounds = _bounds(self.unit_blocks)
+        self.feature_bounds = _bounds(blocks(n_features, FEATURES_PER_BLOCK))
+        self.control = np.zeros(2 * N_PHASES, dtype=np.int64)
+        self._team = None
+        self._hyper = np.zeros(4)
+        # The optimizer arguments of a step without weight updates.
+        no_state = np.empty((0, 0), dtype=dtype)
+        self._no_update = (False, 0, no_state, no_state, no_state, no_state,
+                           self._hyper, 0.0)
         # Corruption is cheap: a block of fewer entries than this costs
         # less than handing it to another thread.
         self.corruption_rows = max(ROWS_PER_BLOCK,
@@ -269,6 +294,28 @@ class Workspace:
         self.group_stops = self.group_starts + 1
         self.no_indicators = np.full(n_features, -1, dtype=np.int64)
 
+    def update_args(self, updates, tied):
+        """The ``update`` argument of ``_step_kernels.dense_step``."""
+        if updates is None:
+            return self._no_update
+        solver, state_a, state_b, hyper = updates.kernel_args(0)[:4]
+        self._hyper[:] = hyper  # one array for a team's life
+        decoder_a, decoder_b = state_a, state_b
+        if not tied:
+            _, decoder_a, decoder_b = updates.kernel_args(1)[:3]
+        return (True, solver, state_a, state_b, decoder_a, decoder_b,
+                self._hyper, float(updates.alpha))
+
+    def team(self, X, args):
+        """The ``StepTeam`` for these arguments (made, or remade, here)."""
+        team = self._team
+        if team is None or not team.open or team.key != _identity(X, args):
+            if team is not None:
+                team.close()
+            team = self._team = StepTeam(self.runner, X, args,
+                                         self._visible.shape[0] // 2)
+        return team
+
     def views(self, n):
         """Hidden activations, their deltas, output deltas and corrupted
         input of a minibatch of ``n`` rows."""
@@ -278,6 +325,12 @@ class Workspace:
     def stacked(self, n):
         """``[hidden; delta_hidden]`` and ``[delta_out; corrupted]``."""
         return self._hidden[:2 * n], self._visible[:2 * n]
+
+
+def _bounds(slices):
+    """The boundaries of consecutive slices, as an int64 array."""
+    return np.array([slices[0].start] + [r.stop for r in slices],
+                    dtype=np.int64)
 
 
 def data_range(X, return_missing=False):

@@ -214,9 +214,39 @@ class BlockRunner:
     def __init__(self, n_threads=1):
         self.n_threads = n_threads
         self._threads = []
+        self._at_exit = []
+        self._per_thread = False
+
+    @property
+    def parallel(self):
+        """Whether the runner's pool threads are up (inside ``with``)."""
+        return bool(self._threads)
+
+    def start_thread(self, func, args):
+        """Start a thread of this runner's run that calls ``func(*args)``.
+
+        It has the pool's BLAS limits; ``func`` must return once told to
+        (by a callback of :meth:`at_exit`, which the runner's exit calls
+        before it joins the thread).
+        """
+        def target():
+            if self._per_thread:
+                _single_threaded_blas._limit_this_thread(False)
+            func(*args)
+
+        thread = threading.Thread(target=target, daemon=True,
+                                  name=f"skdae-team-{len(self._at_exit)}")
+        thread.start()
+        self._at_exit.append(thread.join)
+        return thread
+
+    def at_exit(self, callback):
+        """Call ``callback()`` when the runner exits, before its joins."""
+        self._at_exit.insert(0, callback)
 
     def __enter__(self):
         per_thread = _single_threaded_blas.__enter__()
+        self._per_thread = per_thread
         n_workers = self.n_threads - 1  # the calling thread works too
         self._handoff = Handoff(max(n_workers, 0))
         self._generation = 0
@@ -231,6 +261,9 @@ class BlockRunner:
         return self
 
     def __exit__(self, *exc):
+        at_exit, self._at_exit = self._at_exit, []
+        for callback in at_exit:
+            callback()
         if self._threads:
             self._task = None  # the signal to stop
             self._generation += 1

@@ -1,0 +1,75 @@
+"""``_blas.gemm`` (BLAS on strided views, from compiled code) against NumPy."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from skdae._blas import gemm
+
+DTYPES = [np.float32, np.float64]
+
+
+def _views(rng, dtype):
+    """Operands of a (10 x 20) @ (20 x 7) product, in every layout."""
+    big = rng.normal(size=(60, 70)).astype(dtype)
+    return {
+        "rows of a wider array": (big[3:13, 5:25], big[20:40, 30:37]),
+        "transposed views": (big[:20, :10].T, big[40:47, 1:21].T),
+        "contiguous": (np.ascontiguousarray(big[:10, :20]),
+                       np.ascontiguousarray(big[:20, :7])),
+        "no unit stride (copied)": (big[::3, ::2][:10, :20],
+                                    big[1::2, ::3][:20, :7]),
+    }
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["rows of a wider array", "transposed views",
+                                    "contiguous", "no unit stride (copied)"])
+def test_gemm_matches_numpy_on_strided_views(dtype, layout):
+    rng = np.random.default_rng(0)
+    A, B = _views(rng, dtype)[layout]
+    parent = np.full((14, 12), np.nan, dtype=dtype)
+    C = parent[2:12, 3:10]  # a block of columns: rows of stride 12
+    gemm(A, B, C)  # beta = 0: the NaN already there is not read
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    assert_allclose(C, A.astype(np.float64) @ B, rtol=rtol, atol=rtol)
+    # Nothing outside the block is written.
+    outside = np.ones(parent.shape, dtype=bool)
+    outside[2:12, 3:10] = False
+    assert np.isnan(parent[outside]).all()
+    assert not np.shares_memory(A, C) and not np.shares_memory(B, C)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_scales_and_accumulates(dtype):
+    rng = np.random.default_rng(1)
+    A, B = _views(rng, dtype)["transposed views"]
+    C0 = rng.normal(size=(10, 7)).astype(dtype)
+    C = C0.copy()
+    gemm(A, B, C, 2.0, 0.5)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    assert_allclose(C, 2.0 * (A.astype(np.float64) @ B) + 0.5 * C0,
+                    rtol=rtol, atol=rtol)
+
+
+def test_gemm_with_empty_dimensions():
+    C = np.full((3, 2), 5.0)
+    gemm(np.empty((3, 0)), np.empty((0, 2)), C)
+    assert_allclose(C, 0.0)  # k = 0: a sum of nothing
+    C = np.full((3, 2), 5.0)
+    gemm(np.empty((3, 0)), np.empty((0, 2)), C, 1.0, 2.0)
+    assert_allclose(C, 10.0)
+    gemm(np.empty((0, 4)), np.empty((4, 2)), np.empty((0, 2)))  # no rows
+
+
+def test_gemm_single_rows_and_columns():
+    rng = np.random.default_rng(2)
+    W = rng.normal(size=(30, 9))
+    row, block = W[4:5], W[10:19, 2:5]  # one row; rows of stride 9
+    C = np.empty((1, 3))
+    gemm(row, block, C)
+    assert_allclose(C, row @ block)
+    square, column = W[:9].T, W[:9, 3:4]  # a transposed view; one column
+    D = np.empty((9, 1))
+    gemm(square, column, D)
+    assert_allclose(D, square @ column)

@@ -1,0 +1,115 @@
+"""The compiled dense minibatch step of ``DenoisingAutoencoder``.
+
+Its weight updates against the optimizers' Python updates of the same
+gradients, alone and with a team of threads (``_minibatch.StepTeam``), and
+the team's threads, which must end with the fit.
+"""
+
+import copy
+import threading
+
+import numpy as np
+import pytest
+
+from skdae import DenoisingAutoencoder
+from skdae import _kernels as K
+from skdae._minibatch import Noise, Workspace
+from skdae._optimizers import make_optimizer
+from skdae._parallel import BlockRunner
+
+# 300 hidden units: two blocks of units per phase; 600 features: two blocks
+# of features.
+N_FEATURES, N_COMPONENTS, BATCH = 600, 300, 64
+
+
+def _model(solver, tied, dtype):
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(200, N_FEATURES)).astype(dtype)
+    X[X < 0.3] = 0.0
+    dae = DenoisingAutoencoder(
+        N_COMPONENTS, solver=solver, tied_weights=tied, alpha=1e-3,
+        uncorrupted_weight=0.5, batch_size=BATCH, max_iter=1, random_state=0)
+    dae.partial_fit(X)
+    params, l2_flags = dae._params()
+    dae._optimizer = make_optimizer(dae, params)
+    noise = Noise(K.CORRUPTION_CODES["masking"], 0.3, 0.5,
+                  *dae._data_low_high)
+    return dae, X, noise
+
+
+def _workspace(dae, X, runner):
+    return Workspace(BATCH, N_FEATURES, N_COMPONENTS, X.dtype,
+                     K.ACTIVATION_CODES[dae.activation],
+                     K.LOSS_CODES[dae.loss_], runner)
+
+
+def _python_step(dae, X, rows, seed, noise, ws):
+    """Gradients from the step without updates, then Python updates."""
+    params, l2_flags = dae._params()
+    loss = dae._forward_backward(X, rows, seed, noise, ws)
+    if dae.decoder_components_ is dae.components_:
+        grads = [ws.grad_encoder, ws.grad_hidden_bias, ws.grad_visible_bias]
+    else:
+        grads = [ws.grad_encoder, ws.grad_decoder, ws.grad_hidden_bias,
+                 ws.grad_visible_bias]
+    dae._optimizer.start_step()
+    for k, (param, grad) in enumerate(zip(params, grads)):
+        dae._optimizer.update(k, param, (grad,), rows.shape[0], l2_flags[k],
+                              dae.alpha)
+    return loss
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_compiled_updates_match_the_optimizers_python_updates(
+        solver, tied, dtype, n_threads):
+    dae, X, noise = _model(solver, tied, dtype)
+    reference = copy.deepcopy(dae)
+    if tied:
+        reference.decoder_components_ = reference.components_
+    start = dae.components_.copy()
+    rng = np.random.RandomState(1)
+    # The last minibatch is smaller: the team's steps change size.
+    minibatches = [rng.permutation(200)[:n] for n in (BATCH, BATCH, 40)]
+    with BlockRunner(n_threads) as runner:
+        ws = _workspace(dae, X, runner)
+        params, l2_flags = dae._params()
+        losses = [dae._train_batch(X, rows, 7 + s, noise, ws, params,
+                                   l2_flags)
+                  for s, rows in enumerate(minibatches)]
+    with BlockRunner(1) as runner:  # single-threaded BLAS, as in a fit
+        ws = _workspace(reference, X, runner)
+        expected = [_python_step(reference, X, rows, 7 + s, noise, ws)
+                    for s, rows in enumerate(minibatches)]
+    assert losses == expected
+    assert not np.array_equal(dae.components_, start)
+    for name in ("components_", "decoder_components_", "intercept_hidden_",
+                 "intercept_visible_"):
+        np.testing.assert_array_equal(getattr(dae, name),
+                                      getattr(reference, name), err_msg=name)
+
+
+def _team_threads():
+    return [t for t in threading.enumerate()
+            if t.name.startswith("skdae-team")]
+
+
+def test_the_team_threads_end_with_the_fit(digits):
+    X = digits[0][:300]
+    before = _team_threads()
+    with BlockRunner(2) as runner:
+        dae, X64, noise = _model("sgd", True, np.float64)
+        ws = _workspace(dae, X64, runner)
+        params, l2_flags = dae._params()
+        dae._train_batch(X64, np.arange(BATCH), 3, noise, ws, params,
+                         l2_flags)
+        assert len(_team_threads()) == len(before) + 1
+        # Other arrays (another X): a new team, and the old one stops.
+        dae._train_batch(X64.copy(), np.arange(BATCH), 3, noise, ws, params,
+                         l2_flags)
+    assert _team_threads() == before
+    # A whole fit, whatever the threads available, leaves none behind.
+    DenoisingAutoencoder(n_components=300, max_iter=2, random_state=0).fit(X)
+    assert _team_threads() == before
