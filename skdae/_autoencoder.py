@@ -869,9 +869,17 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         return (self.components_.astype(dtype, copy=False),
                 self.decoder_components_.astype(dtype, copy=False))
 
-    def _encode(self, X):
+    def _encode(self, X, out=None):
+        """The codes of X, written into ``out`` if given (C-ordered)."""
         W, _ = self._weights_as(X.dtype)
-        H = np.asarray(_missing_as_zero(X) @ W.T, order="C")
+        X = _missing_as_zero(X)
+        if out is None:
+            H = np.asarray(X @ W.T, order="C")
+        elif sp.issparse(X):
+            H = out
+            H[...] = X @ W.T
+        else:
+            H = np.matmul(X, W.T, out=out)
         K.bias_activate(H, self.intercept_hidden_.astype(H.dtype, copy=False),
                         K.ACTIVATION_CODES[self.activation])
         return H
@@ -885,8 +893,10 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         if sp.issparse(X):
             X = X.tocsr()
         out = np.empty((X.shape[0], self.n_components_), dtype=X.dtype)
-        return map_row_blocks(lambda rows: self._encode(X[rows]), X.shape[0],
-                              inference_rows_per_block(out.shape[1]), out)
+        # Each block is encoded in place, in its rows of ``out``.
+        return map_row_blocks(lambda rows: self._encode(X[rows], out[rows]),
+                              X.shape[0], inference_rows_per_block(out.shape[1]),
+                              out, in_place=True)
 
     def _decoder_products(self, H):
         _, W_dec = self._weights_as(H.dtype)
@@ -923,6 +933,10 @@ def _missing_as_zero(X):
     product that follows).
     """
     values = X.data if sp.issparse(X) else X
+    # A sum is NaN if an entry is (or if +inf and -inf meet, which the
+    # exact test below then sorts out): one pass and no temporary array.
+    if values.size == 0 or not np.isnan(np.sum(values)):
+        return X
     missing = np.isnan(values)
     if not missing.any():
         return X

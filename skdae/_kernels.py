@@ -440,7 +440,7 @@ def bias_activate(A, bias, kind):
     _bias_activate_columns(A, bias, kind, 0, A.shape[1])
 
 
-@_jit
+@_jit_contract
 def _bias_activate_columns(A, bias, kind, start, stop):
     """``bias_activate`` on the columns ``start:stop`` of A only."""
     # Loops run over views that start at 0: an index from range(start, stop)
