@@ -48,22 +48,32 @@ def _xxgemm_overload(c, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta,
 
 @_jit
 def _operand(X):
-    """``(flag, ld, X)``: X as a column-major BLAS operand of ``op(X)^T``.
+    """``(flag, ld)``: X as a column-major BLAS operand of ``op(X)^T``.
 
     A row-major view (unit stride along its rows) is, read column-major,
     its own transpose: flag ``n``. A column-major one (a transposed view)
-    takes flag ``t``. Any other view is copied.
+    takes flag ``t``. Flag 0: neither (no unit stride).
     """
     rows, cols = X.shape
     size = X.itemsize
     if cols == 1 or X.strides[1] == size:
         ld = X.strides[0] // size if rows > 1 else cols
-        return _N, max(ld, cols, 1), X
+        return _N, max(ld, cols, 1)
     if rows == 1 or X.strides[0] == size:
         ld = X.strides[1] // size if cols > 1 else rows
-        return _T, max(ld, rows, 1), X
-    Y = np.ascontiguousarray(X)
-    return _N, max(cols, 1), Y
+        return _T, max(ld, rows, 1)
+    return 0, 0
+
+
+@_jit
+def _loops(A, B, C, alpha, beta):
+    """``gemm`` without BLAS, for views that BLAS cannot read in place."""
+    for i in range(A.shape[0]):
+        for j in range(B.shape[1]):
+            total = 0.0
+            for p in range(A.shape[1]):
+                total += A[i, p] * B[p, j]
+            C[i, j] = alpha * total + (0.0 if beta == 0.0 else beta * C[i, j])
 
 
 @_jit
@@ -71,9 +81,9 @@ def gemm(A, B, C, alpha=1.0, beta=0.0):
     """In place: ``C = alpha * A @ B + beta * C`` (all three 2-D views).
 
     A and B may be row-major or column-major views (blocks of rows or
-    columns of C-ordered arrays, or their transposes); C must have unit
-    stride along its rows. ``beta = 0`` ignores C's values (NaN included),
-    as BLAS does. Shapes are the caller's to check.
+    columns of C-ordered arrays, or their transposes), and C row-major;
+    other views get plain loops instead of BLAS. ``beta = 0`` ignores C's
+    values (NaN included), as BLAS does. Shapes are the caller's to check.
     """
     m, k = A.shape
     n = B.shape[1]
@@ -84,11 +94,15 @@ def gemm(A, B, C, alpha=1.0, beta=0.0):
             for j in range(n):
                 C[i, j] = 0.0 if beta == 0.0 else beta * C[i, j]
         return
-    flag_a, lda, a = _operand(A)
-    flag_b, ldb, b = _operand(B)
+    flag_a, lda = _operand(A)
+    flag_b, ldb = _operand(B)
+    if flag_a == 0 or flag_b == 0 or not (n == 1 or
+                                          C.strides[1] == C.itemsize):
+        _loops(A, B, C, alpha, beta)  # never the case in skdae's own calls
+        return
     ldc = C.strides[0] // C.itemsize if m > 1 else n
     scalars = np.empty(2, dtype=C.dtype)
     scalars[0], scalars[1] = alpha, beta
     # Column-major: C^T = op(B)^T op(A)^T, so B comes first.
-    _xxgemm(C, flag_b, flag_a, n, m, k, scalars[0:1], b, ldb, a, lda,
+    _xxgemm(C, flag_b, flag_a, n, m, k, scalars[0:1], B, ldb, A, lda,
             scalars[1:2], max(ldc, n, 1))

@@ -23,6 +23,7 @@ and dtype. The arithmetic is that of the Python driver, kernel for kernel.
 import numba
 import numpy as np
 
+from ._blas import gemm
 from ._head_kernels import gather_corrupt_groups, head_delta
 from ._kernels import (
     _bias_activate_columns,
@@ -131,12 +132,9 @@ def weight_gradient_step(below, delta, n, start, stop, grad, param, solver,
     ``param[start:stop]`` takes one step of the solver
     (:func:`optimizer_step`).
     """
-    if start == 0 and stop == below.shape[1]:
-        source = below[:n]
-    else:
-        source = np.ascontiguousarray(below[:n, start:stop])
     g = grad[start:stop]
-    np.dot(source.T, delta[:n], g)
+    # A block of columns is read in place (``_blas.gemm``), not copied.
+    gemm(below[:n, start:stop].T, delta[:n], g)
     optimizer_step(param[start:stop], g, solver, state_a[start:stop],
                    state_b[start:stop], hyper, scale, l2)
 

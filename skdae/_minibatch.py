@@ -22,7 +22,7 @@ from ._handoff import POSIX, publish
 from ._kernels import _check_rows
 from ._parallel import ROWS_PER_BLOCK, UNITS_PER_BLOCK, BlockRunner, blocks
 from ._sparse_kernels import output_delta
-from ._step_kernels import N_PHASES, dense_step, lead_step, serve_steps
+from ._step_kernels import N_PHASES, team_step
 from ._swap_kernels import swap_csr_batch
 
 _ALL_ROWS = np.empty(0, dtype=np.intp)
@@ -85,8 +85,10 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
         if kind in _SPARSE_NOISE:
             return _forward_backward_csr(W, W_dec, b_hidden, b_visible, X,
                                          rows, seed, noise, ws, updates)
-        # Gaussian and salt-and-pepper noise fill the zeros in: dense rows.
-        X, rows = X[rows].toarray(), ws.arange[:n]
+        # Gaussian and salt-and-pepper noise fill the zeros in: dense rows,
+        # in one buffer for the whole fit (the step's team stays bound to
+        # it).
+        X, rows = ws.dense_rows(X, rows), ws.arange[:n]
     # The compiled step indexes without bounds checks: check what it reads.
     _check_rows("forward_backward", rows, n, X.shape[0])
     if kind == _SWAP:
@@ -102,17 +104,9 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
          ws.grad_hidden_bias, ws.grad_visible_bias, ws.column_loss),
         (ws.corruption_rows, ws.unit_bounds, ws.feature_bounds),
         ws.update_args(updates, tied))
-    if ws.runner.parallel and POSIX:
-        # A team of threads that run the steps without the GIL, for as long
-        # as the arguments stay the same arrays (a fit's).
-        ws.team(X, args).step(rows, seed)
-    else:
-        ws.control[:] = 0
-
-        def run(_):
-            dense_step(ws.control, X, rows, seed, *args)
-
-        ws.runner.map(run, range(ws.runner.n_threads))
+    # A team of threads that run the steps without the GIL, for as long as
+    # the arguments stay the same arrays (a fit's).
+    ws.team(X, args).step(rows, seed)
     # Columns are added in a fixed order: the result does not depend on the
     # number of threads.
     return float(ws.column_loss.sum())
@@ -131,26 +125,30 @@ class StepTeam:
 
     def __init__(self, runner, X, args, batch_size):
         self.key = _identity(X, args)
-        self.counters = np.zeros(runner.n_threads, dtype=np.int64)
+        # Pool threads only where the runner has them (inside ``with``) and
+        # compiled code can sleep (``_handoff.wait_idle``).
+        n_threads = runner.n_threads if runner.parallel and POSIX else 1
+        self.counters = np.zeros(n_threads, dtype=np.int64)
         self.step_values = np.zeros(2, dtype=np.int64)  # rows, seed
         self.rows = np.zeros(batch_size, dtype=np.intp)
         self.args = (np.zeros(2 * N_PHASES, dtype=np.int64), X, self.rows,
                      *args)
         self.open = True
-        for w in range(1, runner.n_threads):
-            runner.start_thread(serve_steps, (w, self.counters,
-                                              self.step_values, *self.args))
-        runner.at_exit(self.close)
+        for w in range(1, n_threads):
+            runner.start_thread(team_step, (w, self.counters,
+                                            self.step_values, *self.args))
+        if n_threads > 1:
+            runner.at_exit(self.close)
 
     def step(self, rows, seed):
         n = rows.shape[0]
         self.rows[:n] = rows
         self.step_values[0], self.step_values[1] = n, seed
-        lead_step(self.counters, self.step_values, *self.args)
+        team_step(0, self.counters, self.step_values, *self.args)
 
     def close(self):
         """Stop the workers (the runner joins them)."""
-        if self.open:
+        if self.open and self.counters.shape[0] > 1:
             self.open = False
             self.step_values[0] = -1
             publish(self.counters, 0, self.counters[0] + 1)
@@ -261,8 +259,8 @@ class Workspace:
         self.unit_blocks = blocks(n_components, UNITS_PER_BLOCK)
         self.unit_bounds = _bounds(self.unit_blocks)
         self.feature_bounds = _bounds(blocks(n_features, FEATURES_PER_BLOCK))
-        self.control = np.zeros(2 * N_PHASES, dtype=np.int64)
         self._team = None
+        self._dense_rows = None
         self._hyper = np.zeros(4)
         # The optimizer arguments of a step without weight updates.
         no_state = np.empty((0, 0), dtype=dtype)
@@ -305,6 +303,15 @@ class Workspace:
             _, decoder_a, decoder_b = updates.kernel_args(1)[:3]
         return (True, solver, state_a, state_b, decoder_a, decoder_b,
                 self._hyper, float(updates.alpha))
+
+    def dense_rows(self, X, rows):
+        """``X[rows]`` of sparse X as dense rows, in the workspace's buffer."""
+        if self._dense_rows is None or self._dense_rows.dtype != X.dtype:
+            self._dense_rows = np.empty((self._visible.shape[0] // 2,
+                                         X.shape[1]), dtype=X.dtype)
+        out = self._dense_rows[:rows.shape[0]]
+        X[rows].toarray(out=out)
+        return self._dense_rows
 
     def team(self, X, args):
         """The ``StepTeam`` for these arguments (made, or remade, here)."""

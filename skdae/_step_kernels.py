@@ -12,7 +12,8 @@ GIL hand-off costs a futex wake-up of 30-100 microseconds, that was a
 tenth of the step.
 
 Here every thread of the step calls :func:`dense_step` once, without the
-GIL. The threads take the blocks of a phase from an atomic counter, and a
+GIL (through :func:`team_step`). The threads take the blocks of a phase
+from an atomic counter, and a
 thread that runs out waits until every block of the phase is *done* (not
 until every thread has arrived): a thread that starts late, or not at all,
 finds the early phases finished and joins in where the others are. Which
@@ -41,6 +42,15 @@ from ._kernels import (
 from ._swap_kernels import zero_missing
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+# Functions called from compiled code only: no CPython wrapper to compile
+# (unboxing these nested tuples costs seconds of compilation).
+_inner = numba.njit(cache=True, nogil=True, error_model="numpy",
+                    no_cpython_wrapper=True)
+# The step and its phases are inlined into ``team_step`` by Numba itself:
+# compiled once, as part of it, instead of on their own and again inlined
+# by LLVM (seconds of compilation each).
+_phase = numba.njit(cache=True, nogil=True, error_model="numpy",
+                    inline="always")
 
 _gather_corrupt = gather_corrupt.kernel
 _zero_missing = zero_missing.kernel
@@ -54,7 +64,7 @@ N_PHASES = 4
 _NO_MISSING = np.empty((0, 0), dtype=np.bool_)
 
 
-@_jit
+@_phase
 def dense_step(control, X, rows, seed, noise, weights, buffers, bounds,
                update):
     """One thread's share of a minibatch step (see the module docstring).
@@ -115,7 +125,7 @@ def dense_step(control, X, rows, seed, noise, weights, buffers, bounds,
         wait_until(control, N_PHASES + phase, n_blocks)
 
 
-@_jit
+@_inner
 def _block_bounds(n, per_block):
     """The boundaries of ``_parallel.blocks(n, per_block)``."""
     n_blocks = max(1, -(-n // per_block))
@@ -127,45 +137,45 @@ def _block_bounds(n, per_block):
 
 # ---------------------------------------------------------------------------
 # A team of threads for a whole fit: ``team[0]`` is the generation (step)
-# the leader published, ``team[w]`` the last one worker ``w`` finished, and
+# the leader published, ``team[w]`` the last one member ``w`` finished, and
 # ``step[0], step[1]`` the step's number of rows (-1: stop) and seed. The
-# workers never touch the GIL: a step costs no hand-off through Python.
+# other members never touch the GIL: a step costs no hand-off through
+# Python. A team of one (one thread) is the leader alone.
 # ---------------------------------------------------------------------------
 @_jit
-def lead_step(team, step, control, X, rows, noise, weights, buffers, bounds,
-              update):
-    """The leader's step: publish it, take part, wait for the workers.
+def team_step(w, team, step, control, X, rows, noise, weights, buffers,
+              bounds, update):
+    """Member ``w`` of a team: the leader's step (0), or a worker's loop.
 
-    ``rows[:step[0]]`` are the minibatch's rows; other arguments as in
-    :func:`dense_step`, which every member of the team runs.
+    The leader (the calling thread) publishes the step whose rows are
+    ``rows[:step[0]]``, takes part and waits for the workers; a worker runs
+    each published step until told to stop. Other arguments as in
+    :func:`dense_step`, which every member runs.
     """
-    control[:] = 0
-    generation = team[0] + 1
-    publish(team, 0, generation)  # release: the workers see the above
-    dense_step(control, X, rows[:step[0]], step[1], noise, weights, buffers,
-               bounds, update)
-    for w in range(1, team.shape[0]):
-        wait_until(team, w, generation)
-
-
-@_jit
-def serve_steps(w, team, step, control, X, rows, noise, weights, buffers,
-                bounds, update):
-    """Worker ``w`` of a team: run each published step until told to stop."""
-    generation = 0
+    # One call of dense_step (which Numba inlines): the leader makes one
+    # pass of the loop, a worker one per step.
+    generation = team[0] if w == 0 else 0
     while True:
         generation += 1
-        wait_idle(team, 0, generation)
+        if w == 0:
+            control[:] = 0
+            publish(team, 0, generation)  # release: workers see the above
+        else:
+            wait_idle(team, 0, generation)
         n = step[0]
         if n >= 0:
             dense_step(control, X, rows[:n], step[1], noise, weights,
                        buffers, bounds, update)
+        if w == 0:
+            for v in range(1, team.shape[0]):
+                wait_until(team, v, generation)
+            return
         publish(team, w, generation)
         if n < 0:
             return
 
 
-@_jit
+@_phase
 def _corrupt(X, rows, seed, noise, corrupted, start, stop):
     (kind, level, _, low, high, has_missing, pool, group_starts, group_stops,
      no_indicators, flags) = noise
@@ -183,7 +193,7 @@ def _corrupt(X, rows, seed, noise, corrupted, start, stop):
         _zero_missing(out, X, rows[start:stop])
 
 
-@_jit
+@_phase
 def _encode(n, weights, buffers, start, stop):
     W, b_hidden, activation = weights[0], weights[2], weights[5]
     hidden, corrupted = buffers[0][:n], buffers[1][n:2 * n]
@@ -191,7 +201,7 @@ def _encode(n, weights, buffers, start, stop):
     _bias_activate_columns(hidden, b_hidden, activation, start, stop)
 
 
-@_jit
+@_phase
 def _decode(X, rows, seed, noise, weights, buffers, start, stop):
     kind, level, uncorrupted_weight, has_missing = (noise[0], noise[1],
                                                     noise[2], noise[5])
@@ -205,7 +215,7 @@ def _decode(X, rows, seed, noise, weights, buffers, start, stop):
                           column_loss, None, has_missing, start, stop)
 
 
-@_jit
+@_phase
 def _backward(n, weights, buffers, update, start, stop):
     W, W_dec, tied, activation = weights[0], weights[1], weights[4], weights[5]
     grad_encoder, grad_decoder, grad_hidden_bias = buffers[2:5]

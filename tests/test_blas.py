@@ -17,14 +17,14 @@ def _views(rng, dtype):
         "transposed views": (big[:20, :10].T, big[40:47, 1:21].T),
         "contiguous": (np.ascontiguousarray(big[:10, :20]),
                        np.ascontiguousarray(big[:20, :7])),
-        "no unit stride (copied)": (big[::3, ::2][:10, :20],
+        "no unit stride (loops)": (big[::3, ::2][:10, :20],
                                     big[1::2, ::3][:20, :7]),
     }
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", ["rows of a wider array", "transposed views",
-                                    "contiguous", "no unit stride (copied)"])
+                                    "contiguous", "no unit stride (loops)"])
 def test_gemm_matches_numpy_on_strided_views(dtype, layout):
     rng = np.random.default_rng(0)
     A, B = _views(rng, dtype)[layout]
@@ -50,6 +50,19 @@ def test_gemm_scales_and_accumulates(dtype):
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     assert_allclose(C, 2.0 * (A.astype(np.float64) @ B) + 0.5 * C0,
                     rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_into_a_view_without_unit_stride(dtype):
+    rng = np.random.default_rng(3)
+    A, B = _views(rng, dtype)["rows of a wider array"]
+    parent = np.zeros((20, 14), dtype=dtype)
+    C = parent[::2, ::2]  # 10 x 7, no unit stride: plain loops
+    C[...] = 1.0
+    gemm(A, B, C, 1.0, 3.0)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    assert_allclose(C, A.astype(np.float64) @ B + 3.0, rtol=rtol, atol=rtol)
+    assert (parent[1::2] == 0).all()
 
 
 def test_gemm_with_empty_dimensions():
