@@ -436,7 +436,7 @@ def main(argv=None):
     p.add_argument("--sparse-width", type=int, default=20000)
     p.add_argument("--sparse-density", type=float, default=0.01)
     p.add_argument("--block-rows", type=int, nargs="+",
-                   default=[256, 512, 1024, 2048, 4096],
+                   default=[1024, 2048, 4096, 8192, 16384],
                    help="rows per block of skdae's transform to compare")
     p.add_argument("--skip", nargs="*", default=[],
                    choices=["epochs", "transform", "startup", "memory",
