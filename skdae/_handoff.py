@@ -10,8 +10,8 @@ thread publishes; only if nothing arrives within about a millisecond does
 it sleep on a condition variable.
 
 The same atomics serve compiled code that never takes the GIL: ``claim``
-(a block counter that several threads draw from), ``wait_until`` and
-``wait_idle`` (spin, then yield, then sleep), for the dense step of
+(a block counter that several threads draw from) and ``wait_until`` (spin,
+then yield, then sleep if idle), for the dense step of
 ``_step_kernels``, whose team of threads waits between steps in compiled
 code.
 
@@ -71,7 +71,7 @@ def _fetch_add(typingctx, array, index, value):
     return types.int64(array, index, types.int64), codegen
 
 
-# Compiled code that waits without the GIL for long (``wait_idle``) needs
+# Compiled code that waits without the GIL for long (``wait_until``) needs
 # the C library's sched_yield and usleep (POSIX): symbols that Numba links
 # at load time, so the functions that call them are still cached.
 POSIX = sys.platform != "win32"
@@ -95,30 +95,19 @@ def claim(counters, index):
 
 
 @_jit
-def wait_until(counters, index, value):
-    """Spin until ``counters[index]`` reaches ``value``, then yield."""
-    spins = 0
-    while _load_acquire(counters, index) < value:
-        spins += 1
-        if spins > 1 << 14:
-            # A waiter that outlives the spin lets the thread it waits for
-            # have the core (a descheduled virtual CPU, an oversubscribed
-            # machine).
-            _sched_yield()
+def wait_until(counters, index, value, idle=False):
+    """Wait in compiled code until ``counters[index]`` reaches ``value``.
 
-
-@_jit
-def wait_idle(counters, index, value):
-    """Wait for ``counters[index]`` to reach ``value``, for however long.
-
-    Spins first (the next step is usually microseconds away), then yields,
-    then sleeps 50 microseconds at a time: a thread waiting through an
-    epoch's validation leaves its core to the threads doing it.
+    Spins first, then yields the core (to the thread waited for, on a
+    descheduled virtual CPU or an oversubscribed machine). An ``idle``
+    waiter, which may wait for long (through an epoch's validation), then
+    sleeps 50 microseconds at a time, leaving its core to the threads at
+    work.
     """
     spins = 0
     while _load_acquire(counters, index) < value:
         spins += 1
-        if spins > 1 << 16:
+        if idle and spins > 1 << 16:
             _usleep(50)
         elif spins > 1 << 14:
             _sched_yield()

@@ -27,7 +27,6 @@ from ._swap_kernels import swap_csr_batch
 
 _ALL_ROWS = np.empty(0, dtype=np.intp)
 _NO_FLAGS = np.empty((0, 0), dtype=np.uint8)
-_NO_MISSING = np.empty((0, 0), dtype=np.bool_)
 _SWAP = K.CORRUPTION_CODES["swap"]
 # Features per block of the decoder product: fewer, wider blocks than the
 # hidden units' (each block repacks the whole hidden layer).
@@ -102,7 +101,7 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
         (W, W_dec, b_hidden, b_visible, tied, ws.activation, ws.loss),
         (ws._hidden, ws._visible, ws.grad_encoder, ws.grad_decoder,
          ws.grad_hidden_bias, ws.grad_visible_bias, ws.column_loss),
-        (ws.corruption_rows, ws.unit_bounds, ws.feature_bounds),
+        (ws.corruption_rows, UNITS_PER_BLOCK, FEATURES_PER_BLOCK),
         ws.update_args(updates, tied))
     # A team of threads that run the steps without the GIL, for as long as
     # the arguments stay the same arrays (a fit's).
@@ -115,10 +114,10 @@ def forward_backward(W, W_dec, b_hidden, b_visible, X, rows, seed, noise, ws,
 class StepTeam:
     """The threads of a runner, running dense steps in compiled code.
 
-    Each pool thread of the runner gets a compiled loop
-    (``_step_kernels.serve_steps``) that waits for a step without the GIL,
+    Each pool thread of the runner runs a compiled loop (a worker of
+    ``_step_kernels.team_step``) that waits for a step without the GIL,
     runs its share of it and reports it done; the calling thread leads
-    (``lead_step``). The minibatch's rows and seed are passed through
+    (member 0). The minibatch's rows and seed are passed through
     buffers, every other argument is fixed for the team's life: a fit's
     data, weights, buffers and optimizer state.
     """
@@ -126,7 +125,7 @@ class StepTeam:
     def __init__(self, runner, X, args, batch_size):
         self.key = _identity(X, args)
         # Pool threads only where the runner has them (inside ``with``) and
-        # compiled code can sleep (``_handoff.wait_idle``).
+        # compiled code can sleep (``_handoff.wait_until``).
         n_threads = runner.n_threads if runner.parallel and POSIX else 1
         self.counters = np.zeros(n_threads, dtype=np.int64)
         self.step_values = np.zeros(2, dtype=np.int64)  # rows, seed
@@ -257,8 +256,6 @@ class Workspace:
         self.loss = loss
         self.runner = runner if runner is not None else BlockRunner(1)
         self.unit_blocks = blocks(n_components, UNITS_PER_BLOCK)
-        self.unit_bounds = _bounds(self.unit_blocks)
-        self.feature_bounds = _bounds(blocks(n_features, FEATURES_PER_BLOCK))
         self._team = None
         self._dense_rows = None
         self._hyper = np.zeros(4)
@@ -328,16 +325,6 @@ class Workspace:
         input of a minibatch of ``n`` rows."""
         return (self._hidden[:n], self._hidden[n:2 * n], self._visible[:n],
                 self._visible[n:2 * n])
-
-    def stacked(self, n):
-        """``[hidden; delta_hidden]`` and ``[delta_out; corrupted]``."""
-        return self._hidden[:2 * n], self._visible[:2 * n]
-
-
-def _bounds(slices):
-    """The boundaries of consecutive slices, as an int64 array."""
-    return np.array([slices[0].start] + [r.stop for r in slices],
-                    dtype=np.int64)
 
 
 def data_range(X, return_missing=False):

@@ -30,7 +30,7 @@ import numpy as np
 
 from ._blas import gemm
 from ._block_kernels import optimizer_step
-from ._handoff import claim, publish, wait_idle, wait_until
+from ._handoff import claim, publish, wait_until
 from ._head_kernels import NOISE_CODES, gather_corrupt_groups
 from ._kernels import (
     CORRUPTION_CODES,
@@ -92,8 +92,8 @@ def dense_step(control, X, rows, seed, noise, weights, buffers, bounds,
         ``visible`` the output deltas over the corrupted inputs, each
         with twice the rows of the largest minibatch.
     bounds : tuple
-        ``(rows per corruption block, unit boundaries, feature
-        boundaries)``: the blocks of the hidden units and of the features.
+        ``(rows per corruption block, hidden units per block, features
+        per block)``: the blocks are those of ``_parallel.blocks``.
     update : tuple
         ``(apply, solver, state_a, state_b, decoder_state_a,
         decoder_state_b, hyper, alpha)``: whether to update the weights
@@ -102,10 +102,14 @@ def dense_step(control, X, rows, seed, noise, weights, buffers, bounds,
         ``alpha / n``, as ``_optimizers.RowUpdates`` makes it).
     """
     n = rows.shape[0]
-    corruption_bounds = _block_bounds(n, bounds[0])
+    n_units, n_features = weights[0].shape
     for phase in range(N_PHASES):
-        edges = corruption_bounds if phase == CORRUPT else (
-            bounds[2] if phase == DECODE else bounds[1])
+        if phase == CORRUPT:
+            edges = block_bounds(n, bounds[0])
+        elif phase == DECODE:
+            edges = block_bounds(n_features, bounds[2])
+        else:
+            edges = block_bounds(n_units, bounds[1])
         n_blocks = edges.shape[0] - 1
         while True:
             b = claim(control, phase)
@@ -125,8 +129,8 @@ def dense_step(control, X, rows, seed, noise, weights, buffers, bounds,
         wait_until(control, N_PHASES + phase, n_blocks)
 
 
-@_inner
-def _block_bounds(n, per_block):
+@_jit
+def block_bounds(n, per_block):
     """The boundaries of ``_parallel.blocks(n, per_block)``."""
     n_blocks = max(1, -(-n // per_block))
     edges = np.empty(n_blocks + 1, dtype=np.int64)
@@ -161,7 +165,7 @@ def team_step(w, team, step, control, X, rows, noise, weights, buffers,
             control[:] = 0
             publish(team, 0, generation)  # release: workers see the above
         else:
-            wait_idle(team, 0, generation)
+            wait_until(team, 0, generation, True)  # between steps: idle
         n = step[0]
         if n >= 0:
             dense_step(control, X, rows[:n], step[1], noise, weights,

@@ -15,7 +15,8 @@ from skdae import DenoisingAutoencoder
 from skdae import _kernels as K
 from skdae._minibatch import Noise, Workspace
 from skdae._optimizers import make_optimizer
-from skdae._parallel import BlockRunner
+from skdae._parallel import BlockRunner, blocks
+from skdae._step_kernels import block_bounds
 
 # 300 hidden units: two blocks of units per phase; 600 features: two blocks
 # of features.
@@ -89,6 +90,17 @@ def test_compiled_updates_match_the_optimizers_python_updates(
                  "intercept_visible_"):
         np.testing.assert_array_equal(getattr(dae, name),
                                       getattr(reference, name), err_msg=name)
+
+
+@pytest.mark.parametrize("n,per_block", [(1, 64), (64, 64), (65, 64),
+                                         (128, 167), (500, 256), (784, 512),
+                                         (1000, 3)])
+def test_compiled_blocks_are_the_python_blocks(n, per_block):
+    # The compiled step splits its phases as ``_parallel.blocks`` does (the
+    # CSR path and the docs rely on the same boundaries).
+    expected = blocks(n, per_block)
+    edges = block_bounds(n, per_block)
+    assert [slice(a, b) for a, b in zip(edges[:-1], edges[1:])] == expected
 
 
 def _team_threads():
