@@ -89,16 +89,13 @@ def gemm(A, B, C, alpha=1.0, beta=0.0):
     n = B.shape[1]
     if m == 0 or n == 0:
         return
-    if k == 0:
-        for i in range(m):
-            for j in range(n):
-                C[i, j] = 0.0 if beta == 0.0 else beta * C[i, j]
-        return
     flag_a, lda = _operand(A)
     flag_b, ldb = _operand(B)
-    if flag_a == 0 or flag_b == 0 or not (n == 1 or
-                                          C.strides[1] == C.itemsize):
-        _loops(A, B, C, alpha, beta)  # never the case in skdae's own calls
+    if k == 0 or flag_a == 0 or flag_b == 0 or not (
+            n == 1 or C.strides[1] == C.itemsize):
+        # A sum of nothing (BLAS rejects k = 0), or views BLAS cannot read
+        # in place (never the case in skdae's own calls).
+        _loops(A, B, C, alpha, beta)
         return
     ldc = C.strides[0] // C.itemsize if m > 1 else n
     scalars = np.empty(2, dtype=C.dtype)

@@ -404,10 +404,20 @@ def csr_t_matmul_add(data, indices, indptr, D, G):
 # Activations
 # --------------------------------------------------------------------------
 @_inline
+def _exp_sigmoid(a):
+    """``exp(-|a|)`` and the logistic function of ``a`` computed from it.
+
+    No overflow, and it vectorizes; the cross-entropy reuses the
+    exponential for its softplus term.
+    """
+    e = exp_nonpositive(-abs(a))
+    return e, (_ONE if a >= _ZERO else e) / (_ONE + e)
+
+
+@_inline
 def _sigmoid(a):
     """Logistic function from ``exp(-|a|)``: no overflow, and it vectorizes."""
-    e = exp_nonpositive(-abs(a))
-    return (_ONE if a >= _ZERO else e) / (_ONE + e)
+    return _exp_sigmoid(a)[1]
 
 
 @_inline
@@ -520,8 +530,7 @@ def _cross_entropy(a, x):
     The loss of one component from the decoder logit ``a``: finite for every
     finite ``a`` (log(sigmoid) would underflow to -inf).
     """
-    e = exp_nonpositive(-abs(a))
-    z = (_ONE if a >= _ZERO else e) / (_ONE + e)
+    e, z = _exp_sigmoid(a)
     return max(a, _ZERO) - x * a + log1p_unit(e), z
 
 
@@ -619,8 +628,7 @@ def _output_delta_columns(A, bias, X, rows, seed, first_row, kind, level,
             for j in range(width):
                 a = a_row[j] + b[j]
                 x = x_row[j]
-                e = exp_nonpositive(-abs(a))
-                z = (_ONE if a >= _ZERO else e) / (_ONE + e)
+                e, z = _exp_sigmoid(a)
                 w = weight[j]
                 g = w * (z - x)
                 a_row[j] = g
@@ -633,8 +641,7 @@ def _output_delta_columns(A, bias, X, rows, seed, first_row, kind, level,
             for j in range(width):
                 a = a_row[j] + b[j]
                 x = x_row[j]
-                e = exp_nonpositive(-abs(a))
-                z = (_ONE if a >= _ZERO else e) / (_ONE + e)
+                e, z = _exp_sigmoid(a)
                 g = z - x
                 a_row[j] = g
                 gb[j] += g
