@@ -7,6 +7,14 @@ updates, the epoch loop), against the same workload's five matrix products
 alone, per product, interleaved epoch by epoch.
 Medians over ``--epochs``; the table is in units of the floor's epoch.
 
+A second table prices the fixed blocks that keep a model the same at any
+thread count: the step's products (encoder, decoder, backward, tied weight
+gradient) made by BLAS on its blocks of columns (as ``_step_kernels`` makes
+them, aligned or split equally) against the same products whole, one thread,
+interleaved. OpenBLAS does not give the same bits for a block of columns as
+for the same columns of a whole product, so the blocks cannot depend on the
+thread count (``--no-blocks`` skips this table).
+
     python benchmarks/profile_epoch.py --threads 1 --batch 128
 """
 
@@ -14,12 +22,15 @@ import argparse
 import collections
 import time
 
+import numba
 import numpy as np
 from bench_training import BlasFloor, SkdaeTrainer, make_data
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import skdae._autoencoder as _autoencoder
 import skdae._minibatch as _minibatch
+from skdae._blas import gemm
+from skdae._parallel import COLUMN_ALIGNMENT, UNITS_PER_BLOCK, blocks
 
 
 class StepTimer:
@@ -72,6 +83,73 @@ def floor_products(X, batch, W, buffers):
     return times
 
 
+@numba.njit(nogil=True)
+def _step_products(W, stacked_hidden, stacked_visible, G, units, features,
+                   reps):
+    """The products of ``reps`` tied DAE steps, by the given column edges."""
+    n = stacked_hidden.shape[0] // 2
+    hidden, delta_hidden = stacked_hidden[:n], stacked_hidden[n:]
+    delta_out, corrupted = stacked_visible[:n], stacked_visible[n:]
+    for _ in range(reps):
+        for b in range(units.shape[0] - 1):
+            s, e = units[b], units[b + 1]
+            gemm(corrupted, W[s:e].T, hidden[:, s:e])
+        for b in range(features.shape[0] - 1):
+            s, e = features[b], features[b + 1]
+            gemm(hidden, W[:, s:e], delta_out[:, s:e])
+        for b in range(units.shape[0] - 1):
+            s, e = units[b], units[b + 1]
+            gemm(delta_out, W[s:e].T, delta_hidden[:, s:e])
+            gemm(stacked_hidden[:, s:e].T, stacked_visible, G[s:e])
+
+
+def block_costs(args, dtype, rounds=7, reps=50):
+    """Seconds per step of the step's products: whole, and by blocks."""
+    rng = np.random.default_rng(0)
+    W = (0.01 * rng.normal(size=(args.hidden, args.width))).astype(dtype)
+    stacked_hidden = rng.uniform(size=(2 * args.batch, args.hidden))
+    stacked_visible = rng.uniform(size=(2 * args.batch, args.width))
+    stacked_hidden = stacked_hidden.astype(dtype)
+    stacked_visible = stacked_visible.astype(dtype)
+    G = np.empty_like(W)
+
+    def edges(n, per_block, align):
+        parts = blocks(n, per_block, align)
+        return np.array([0] + [p.stop for p in parts])
+
+    layouts = {
+        "whole products": (edges(args.hidden, args.hidden, 1),
+                           edges(args.width, args.width, 1)),
+        "fixed blocks, aligned (skdae)": (
+            edges(args.hidden, UNITS_PER_BLOCK, COLUMN_ALIGNMENT),
+            edges(args.width, _minibatch.FEATURES_PER_BLOCK,
+                  COLUMN_ALIGNMENT)),
+        "fixed blocks, equal split": (
+            edges(args.hidden, UNITS_PER_BLOCK, 1),
+            edges(args.width, _minibatch.FEATURES_PER_BLOCK, 1)),
+    }
+    times = collections.defaultdict(list)
+    with threadpool_limits(1):
+        for units, features in layouts.values():
+            _step_products(W, stacked_hidden, stacked_visible, G, units,
+                           features, 1)
+        for _ in range(rounds):
+            for name, (units, features) in layouts.items():
+                start = time.thread_time()
+                _step_products(W, stacked_hidden, stacked_visible, G, units,
+                               features, reps)
+                times[name].append((time.thread_time() - start) / reps)
+    unit = np.median(times["whole products"])
+    print(f"\n{dtype.__name__}, batch {args.batch}: the step's products, one "
+          "thread (CPU time)\n\n| layout | units / features | ms per step "
+          "| of the whole products |\n|---|---|---|---|")
+    for name, (units, features) in layouts.items():
+        median = np.median(times[name])
+        print(f"| {name} | {'+'.join(map(str, np.diff(units)))} / "
+              f"{'+'.join(map(str, np.diff(features)))} | {1e3 * median:.3f} "
+              f"| {median / unit:.3f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", choices=["synthetic", "mnist"],
@@ -84,6 +162,8 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--no-blocks", action="store_true",
+                        help="skip the table of the fixed blocks' cost")
     args = parser.parse_args()
 
     X = np.ascontiguousarray(make_data(args), dtype=args.dtype)
@@ -121,6 +201,8 @@ def main():
     for name, values in rows.items():
         median = np.median(values)
         print(f"| {name} | {median:.3f} | {median / unit:.3f} |")
+    if not args.no_blocks:
+        block_costs(args, X.dtype.type)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,13 @@ import scipy.sparse as sp
 from . import _kernels as K
 from ._handoff import POSIX, publish
 from ._kernels import _check_rows
-from ._parallel import ROWS_PER_BLOCK, UNITS_PER_BLOCK, BlockRunner, blocks
+from ._parallel import (
+    COLUMN_ALIGNMENT,
+    ROWS_PER_BLOCK,
+    UNITS_PER_BLOCK,
+    BlockRunner,
+    blocks,
+)
 from ._sparse_kernels import output_delta
 from ._step_kernels import N_PHASES, team_step
 from ._swap_kernels import swap_csr_batch
@@ -31,8 +37,9 @@ _SWAP = K.CORRUPTION_CODES["swap"]
 # Features per block of the decoder product: fewer, wider blocks than the
 # hidden units' (each block repacks the whole hidden layer).
 FEATURES_PER_BLOCK = 512
-# Entries per block of the corruption.
-CORRUPTION_ENTRIES = 1 << 17
+# Entries per block of the corruption (about 25 microseconds of masking):
+# in the compiled step a block is an atomic claim away from another thread.
+CORRUPTION_ENTRIES = 1 << 15
 # Noises that keep a CSR batch sparse (``_forward_backward_csr``).
 _SPARSE_NOISE = (K.CORRUPTION_CODES["none"], K.CORRUPTION_CODES["masking"],
                  _SWAP)
@@ -255,7 +262,8 @@ class Workspace:
         self.activation = activation
         self.loss = loss
         self.runner = runner if runner is not None else BlockRunner(1)
-        self.unit_blocks = blocks(n_components, UNITS_PER_BLOCK)
+        self.unit_blocks = blocks(n_components, UNITS_PER_BLOCK,
+                                  COLUMN_ALIGNMENT)
         self._team = None
         self._dense_rows = None
         self._hyper = np.zeros(4)
@@ -263,10 +271,7 @@ class Workspace:
         no_state = np.empty((0, 0), dtype=dtype)
         self._no_update = (False, 0, no_state, no_state, no_state, no_state,
                            self._hyper, 0.0)
-        # Corruption is cheap: a block of fewer entries than this costs
-        # less than handing it to another thread.
-        self.corruption_rows = max(ROWS_PER_BLOCK,
-                                   CORRUPTION_ENTRIES // n_features)
+        self.corruption_rows = max(1, CORRUPTION_ENTRIES // n_features)
         n_row_blocks = len(blocks(batch_size, ROWS_PER_BLOCK))
         self.grad_hidden_bias_parts = np.empty((n_row_blocks, n_components),
                                                dtype=dtype)

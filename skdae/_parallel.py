@@ -43,11 +43,28 @@ UNITS_PER_BLOCK = 256
 INFERENCE_ROWS_PER_BLOCK = 8192
 INFERENCE_ELEMENTS = 2**22
 
+# Blocks of columns (hidden units, features) start at a multiple of this
+# many columns where they can: OpenBLAS's products on a block of columns
+# that starts off a 64-byte boundary ran 5-15% slower (single-threaded
+# sgemm and dgemm of a DAE step split in two at 250 / 392 columns, against
+# 256 / 384; benchmarks/profile_epoch.py, "the fixed blocks' cost").
+COLUMN_ALIGNMENT = 16
 
-def blocks(n, per_block):
-    """Split ``range(n)`` into near-equal slices of about ``per_block``."""
+
+def blocks(n, per_block, align=1):
+    """Split ``range(n)`` into near-equal slices of about ``per_block``.
+
+    With ``align`` > 1 and blocks of at least ``2 * align``, each inner
+    boundary moves to the nearest multiple of ``align`` (by at most
+    ``align / 2``: no block empties). The boundaries depend on ``n``,
+    ``per_block`` and ``align`` only, never on the thread count.
+    """
     n_blocks = max(1, -(-n // per_block))
-    bounds = [n * k // n_blocks for k in range(n_blocks + 1)]
+    if n < 2 * align * n_blocks:
+        align = 1
+    bounds = [(n * k // n_blocks + align // 2) // align * align
+              for k in range(n_blocks)]
+    bounds.append(n)
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 

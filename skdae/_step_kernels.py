@@ -39,6 +39,7 @@ from ._kernels import (
     _output_delta_columns,
     gather_corrupt,
 )
+from ._parallel import COLUMN_ALIGNMENT
 from ._swap_kernels import zero_missing
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -93,7 +94,8 @@ def dense_step(control, X, rows, seed, noise, weights, buffers, bounds,
         with twice the rows of the largest minibatch.
     bounds : tuple
         ``(rows per corruption block, hidden units per block, features
-        per block)``: the blocks are those of ``_parallel.blocks``.
+        per block)``: the blocks are those of ``_parallel.blocks``, those
+        of columns aligned to ``COLUMN_ALIGNMENT``.
     update : tuple
         ``(apply, solver, state_a, state_b, decoder_state_a,
         decoder_state_b, hyper, alpha)``: whether to update the weights
@@ -105,11 +107,11 @@ def dense_step(control, X, rows, seed, noise, weights, buffers, bounds,
     n_units, n_features = weights[0].shape
     for phase in range(N_PHASES):
         if phase == CORRUPT:
-            edges = block_bounds(n, bounds[0])
+            edges = block_bounds(n, bounds[0], 1)
         elif phase == DECODE:
-            edges = block_bounds(n_features, bounds[2])
+            edges = block_bounds(n_features, bounds[2], COLUMN_ALIGNMENT)
         else:
-            edges = block_bounds(n_units, bounds[1])
+            edges = block_bounds(n_units, bounds[1], COLUMN_ALIGNMENT)
         n_blocks = edges.shape[0] - 1
         while True:
             b = claim(control, phase)
@@ -130,12 +132,15 @@ def dense_step(control, X, rows, seed, noise, weights, buffers, bounds,
 
 
 @_jit
-def block_bounds(n, per_block):
-    """The boundaries of ``_parallel.blocks(n, per_block)``."""
+def block_bounds(n, per_block, align):
+    """The boundaries of ``_parallel.blocks(n, per_block, align)``."""
     n_blocks = max(1, -(-n // per_block))
+    if n < 2 * align * n_blocks:
+        align = 1
     edges = np.empty(n_blocks + 1, dtype=np.int64)
-    for k in range(n_blocks + 1):
-        edges[k] = n * k // n_blocks
+    for k in range(n_blocks):
+        edges[k] = (n * k // n_blocks + align // 2) // align * align
+    edges[n_blocks] = n
     return edges
 
 

@@ -92,15 +92,33 @@ def test_compiled_updates_match_the_optimizers_python_updates(
                                       getattr(reference, name), err_msg=name)
 
 
-@pytest.mark.parametrize("n,per_block", [(1, 64), (64, 64), (65, 64),
+@pytest.mark.parametrize("align", [1, 16])
+@pytest.mark.parametrize("n,per_block", [(0, 64), (1, 64), (64, 64), (65, 64),
                                          (128, 167), (500, 256), (784, 512),
-                                         (1000, 3)])
-def test_compiled_blocks_are_the_python_blocks(n, per_block):
+                                         (1000, 3), (40, 8), (95, 32)])
+def test_compiled_blocks_are_the_python_blocks(n, per_block, align):
     # The compiled step splits its phases as ``_parallel.blocks`` does (the
     # CSR path and the docs rely on the same boundaries).
-    expected = blocks(n, per_block)
-    edges = block_bounds(n, per_block)
+    expected = blocks(n, per_block, align)
+    edges = block_bounds(n, per_block, align)
     assert [slice(a, b) for a, b in zip(edges[:-1], edges[1:])] == expected
+
+
+def test_aligned_blocks():
+    # Inner boundaries on multiples of the alignment where blocks are wide
+    # enough, near the equal split, and never an empty block.
+    assert blocks(500, 256, 16) == [slice(0, 256), slice(256, 500)]
+    assert blocks(784, 512, 16) == [slice(0, 400), slice(400, 784)]
+    assert blocks(40, 8, 16) == blocks(40, 8)  # blocks too narrow to move
+    for n in range(1, 400):
+        for per_block in (1, 5, 33, 64, 256):
+            plain, aligned = blocks(n, per_block), blocks(n, per_block, 16)
+            assert len(aligned) == len(plain)
+            assert aligned[0].start == 0 and aligned[-1].stop == n
+            for a, b, p in zip(aligned, aligned[1:], plain):
+                assert a.stop == b.start > a.start
+                assert abs(a.stop - p.stop) <= 8
+                assert a.stop % 16 == 0 or aligned == plain
 
 
 def _team_threads():
