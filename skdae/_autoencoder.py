@@ -872,16 +872,23 @@ class DenoisingAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     def _encode(self, X, out=None):
         """The codes of X, written into ``out`` if given (C-ordered)."""
         W, _ = self._weights_as(X.dtype)
-        X = _missing_as_zero(X)
-        if out is None:
-            H = np.asarray(X @ W.T, order="C")
-        elif sp.issparse(X):
-            H = out
-            H[...] = X @ W.T
-        else:
-            H = np.matmul(X, W.T, out=out)
-        K.bias_activate(H, self.intercept_hidden_.astype(H.dtype, copy=False),
-                        K.ACTIVATION_CODES[self.activation])
+        bias = self.intercept_hidden_.astype(X.dtype, copy=False)
+        code = K.ACTIVATION_CODES[self.activation]
+        if sp.issparse(X):
+            H = _missing_as_zero(X) @ W.T
+            if out is None:
+                H = np.asarray(H, order="C")
+            else:
+                out[...], H = H, out
+            K.bias_activate(H, bias, code)
+            return H
+        H = np.matmul(X, W.T, out=out)
+        # A NaN (missing) entry of X makes its row of the product NaN: the
+        # activation pass finds it, and only then is the product made again
+        # with the NaN as 0 (no pass over the wider X to look for them).
+        if K.bias_activate_observed(H, bias, code):
+            np.matmul(_missing_as_zero(X), W.T, out=H)
+            K.bias_activate(H, bias, code)
         return H
 
     def _encode_by_blocks(self, X):

@@ -450,6 +450,26 @@ def bias_activate(A, bias, kind):
     _bias_activate_columns(A, bias, kind, 0, A.shape[1])
 
 
+@_guarded(_check_bias_activate)
+@_jit
+def bias_activate_observed(A, bias, kind):
+    """``bias_activate``, and whether A held a NaN (then A is not usable).
+
+    For ``A = X @ W.T`` of dense X: a NaN (missing) entry of X makes its
+    row of A NaN, so this one pass over A, the activation's own, finds the
+    missing entries without a pass over the wider X.
+    """
+    for i in range(A.shape[0]):
+        row = A[i]
+        nan = 0
+        for j in range(row.shape[0]):  # an OR-reduction: it vectorizes
+            nan |= row[j] != row[j]
+        if nan:
+            return True
+        _bias_activate_columns(A[i:i + 1], bias, kind, 0, A.shape[1])
+    return False
+
+
 @_jit_contract
 def _bias_activate_columns(A, bias, kind, start, stop):
     """``bias_activate`` on the columns ``start:stop`` of A only."""

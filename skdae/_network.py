@@ -49,6 +49,7 @@ from . import _head_kernels as HK
 from . import _kernels as K
 from ._optimizers import RowUpdates, make_optimizer
 from ._parallel import (
+    COLUMN_ALIGNMENT,
     ROWS_PER_BLOCK,
     UNITS_PER_BLOCK,
     BlockRunner,
@@ -244,7 +245,8 @@ class Workspace:
                                 for W in coefs]
         # Weight gradients by blocks of input units of each layer.
         self.weight_tasks = [(k, units) for k, W in enumerate(coefs)
-                             for units in blocks(W.shape[0], UNITS_PER_BLOCK)]
+                             for units in blocks(W.shape[0], UNITS_PER_BLOCK,
+                                                 COLUMN_ALIGNMENT)]
         self.arange = np.arange(batch_size)
         # Work per block of the two maps of a minibatch, in FLOP (per row of
         # the minibatch for a block of weight rows).

@@ -367,3 +367,41 @@ def test_stack_scores_observed_entries_and_fine_tuning_asks_for_imputation():
         StackedDenoisingAutoencoder((16, 8), max_iter=2, fine_tune=True,
                                     fine_tune_max_iter=2,
                                     random_state=0).fit(holes)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "identity"])
+def test_codes_of_missing_entries_are_those_of_zeros(activation):
+    # transform finds the NaN of dense X from the product's rows (the
+    # activation pass) instead of a pass over X: the rows with a NaN, and
+    # only those, must come out as if the NaN were 0, X unchanged.
+    X = load_digits().data[:300] / 16
+    dae = DenoisingAutoencoder(n_components=24, activation=activation,
+                               max_iter=2, random_state=0).fit(X)
+    Xm = X.copy()
+    Xm[[3, 150, 299], [10, 0, 63]] = np.nan
+    before = Xm.copy()
+    expected = dae.transform(np.nan_to_num(Xm))
+    assert_array_equal(dae.transform(Xm), expected)
+    assert_array_equal(Xm, before)
+    activate = {"sigmoid": lambda a: 1 / (1 + np.exp(-a)), "tanh": np.tanh,
+                "relu": lambda a: np.maximum(a, 0), "identity": lambda a: a}
+    reference = activate[activation](np.nan_to_num(Xm) @ dae.components_.T
+                                     + dae.intercept_hidden_)
+    assert_allclose(expected, reference, rtol=1e-6, atol=1e-12)
+    # Rows without a NaN take the single pass.
+    assert_array_equal(dae.transform(Xm[4:150]), expected[4:150])
+
+
+def test_bias_activate_observed_reports_nan():
+    rng = np.random.RandomState(0)
+    A = rng.normal(size=(5, 40))
+    bias = rng.normal(size=40)
+    plain = A.copy()
+    K.bias_activate(plain, bias, 0)
+    clean = A.copy()
+    assert not K.bias_activate_observed(clean, bias, 0)
+    assert_array_equal(clean, plain)
+    for i, j in [(0, 0), (4, 39), (2, 17)]:
+        dirty = A.copy()
+        dirty[i, j] = np.nan
+        assert K.bias_activate_observed(dirty, bias, 0)
