@@ -334,24 +334,28 @@ else:
 """
 
 
-def run_subprocess(cfg, env=None):
+def run_subprocess(cfg, env=None, python=None):
     env = dict(os.environ if env is None else env)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-    out = subprocess.run([sys.executable, "-c", SUBPROCESS_FIT, json.dumps(cfg)],
+    out = subprocess.run([python or sys.executable, "-c", SUBPROCESS_FIT,
+                          json.dumps(cfg)],
                          capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def startup_benchmark(args):
-    """First fit in a fresh process, with an empty then a warm Numba cache."""
+def startup_benchmark(args, python=None):
+    """First fit in a fresh process, with an empty then a warm Numba cache.
+
+    ``python``: the interpreter to run it with (default: this one).
+    """
     cfg = dict(mode="startup", sparse=False, rows=args.rows, width=args.width,
                hidden=args.hidden, batch=args.batch, threads=args.threads[-1])
     results = {}
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         for label in ("empty cache", "warm cache"):
-            r = run_subprocess(cfg, env)
+            r = run_subprocess(cfg, env, python)
             # Whatever is not the steady-state epoch: import, validation,
             # compiling or loading the kernels.
             r["not_training_s"] = r["import_s"] + r["first_fit_s"] - r["epochs"][-1]
@@ -441,6 +445,10 @@ def main(argv=None):
     p.add_argument("--skip", nargs="*", default=[],
                    choices=["epochs", "transform", "startup", "memory",
                             "sparse"])
+    p.add_argument("--startup-python", nargs="*", default=[],
+                   help="further interpreters to time the start-up with, "
+                        "e.g. that of a venv holding skdae's dependencies "
+                        "only (scikit-learn imports pandas if it is there)")
     p.add_argument("--quick", action="store_true",
                    help="10000 rows, 1 timed epoch, float32, no RBM")
     args = p.parse_args(argv)
@@ -504,18 +512,21 @@ def main(argv=None):
                     block_rows)
 
     if "startup" not in args.skip:
-        res = startup_benchmark(args)
+        rows = []
+        for python in [None, *args.startup_python]:
+            res = startup_benchmark(args, python)
+            rows += [(python or "this one", k, f"{r['import_s']:.2f}",
+                      f"{r['first_fit_s']:.2f}", f"{r['second_fit_s']:.2f}",
+                      f"{r['not_training_s']:.2f}", f"{r['deps_import_s']:.2f}",
+                      f"{r['skdae_s']:.2f}") for k, r in res.items()]
         print(f"First fit (max_iter=1) in a fresh process, "
               f"{args.threads[-1]} thread(s); 'not training' = import + "
               "first fit - steady epoch; 'sklearn + numba' = the import of "
               "numba, sklearn.base and sklearn.utils.validation alone, "
               "'skdae' = not training - that")
-        print_table(("Numba cache", "import s", "first fit s", "second fit s",
-                     "not training s", "sklearn + numba s", "skdae s"),
-                    [(k, f"{r['import_s']:.2f}", f"{r['first_fit_s']:.2f}",
-                      f"{r['second_fit_s']:.2f}", f"{r['not_training_s']:.2f}",
-                      f"{r['deps_import_s']:.2f}", f"{r['skdae_s']:.2f}")
-                     for k, r in res.items()])
+        print_table(("Python", "Numba cache", "import s", "first fit s",
+                     "second fit s", "not training s", "sklearn + numba s",
+                     "skdae s"), rows)
 
     if "memory" not in args.skip:
         res = memory_benchmark(args)
