@@ -32,6 +32,8 @@ from ._step_kernels import N_PHASES, team_step
 from ._swap_kernels import swap_csr_batch
 
 _ALL_ROWS = np.empty(0, dtype=np.intp)
+# A counter past any wait (``StepTeam._release``).
+_RELEASED = np.iinfo(np.int64).max // 2
 _NO_FLAGS = np.empty((0, 0), dtype=np.uint8)
 _SWAP = K.CORRUPTION_CODES["swap"]
 # Features per block of the decoder product: fewer, wider blocks than the
@@ -127,6 +129,10 @@ class StepTeam:
     (member 0). The minibatch's rows and seed are passed through
     buffers, every other argument is fixed for the team's life: a fit's
     data, weights, buffers and optimizer state.
+
+    A member that fails (a ``MemoryError`` in compiled code) releases every
+    wait of the others before it ends, and the step raises its exception:
+    no thread waits for a block that will never be done.
     """
 
     def __init__(self, runner, X, args, batch_size):
@@ -137,12 +143,12 @@ class StepTeam:
         self.counters = np.zeros(n_threads, dtype=np.int64)
         self.step_values = np.zeros(2, dtype=np.int64)  # rows, seed
         self.rows = np.zeros(batch_size, dtype=np.intp)
-        self.args = (np.zeros(2 * N_PHASES, dtype=np.int64), X, self.rows,
-                     *args)
+        self.control = np.zeros(2 * N_PHASES, dtype=np.int64)
+        self.args = (self.control, X, self.rows, *args)
+        self.errors = []
         self.open = True
         for w in range(1, n_threads):
-            runner.start_thread(team_step, (w, self.counters,
-                                            self.step_values, *self.args))
+            runner.start_thread(self._work, (w,))
         if n_threads > 1:
             runner.at_exit(self.close)
 
@@ -150,7 +156,13 @@ class StepTeam:
         n = rows.shape[0]
         self.rows[:n] = rows
         self.step_values[0], self.step_values[1] = n, seed
-        team_step(0, self.counters, self.step_values, *self.args)
+        try:
+            team_step(0, self.counters, self.step_values, *self.args)
+        except BaseException:
+            self._release()  # the workers may wait for the leader's blocks
+            raise
+        if self.errors:
+            raise self.errors[0]
 
     def close(self):
         """Stop the workers (the runner joins them)."""
@@ -158,6 +170,20 @@ class StepTeam:
             self.open = False
             self.step_values[0] = -1
             publish(self.counters, 0, self.counters[0] + 1)
+
+    def _work(self, w):
+        """Member ``w``'s loop; on failure, release the others and end."""
+        try:
+            team_step(w, self.counters, self.step_values, *self.args)
+        except BaseException as exc:
+            self.errors.append(exc)
+            self._release()
+            publish(self.counters, w, _RELEASED)  # the leader's last wait
+
+    def _release(self):
+        """End every wait for a block of the current step."""
+        for phase in range(N_PHASES):
+            publish(self.control, N_PHASES + phase, _RELEASED)
 
 
 def _identity(X, args):

@@ -7,15 +7,18 @@ the team's threads, which must end with the fit.
 
 import copy
 import threading
+import warnings
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
-from skdae import DenoisingAutoencoder
+from skdae import DenoisingAutoencoder, _minibatch
 from skdae import _kernels as K
+from skdae._handoff import publish
 from skdae._minibatch import Noise, Workspace
 from skdae._optimizers import make_optimizer
-from skdae._parallel import BlockRunner, blocks
+from skdae._parallel import BlockRunner, available_threads, blocks
 from skdae._step_kernels import block_bounds
 
 # 300 hidden units: two blocks of units per phase; 600 features: two blocks
@@ -143,3 +146,67 @@ def test_the_team_threads_end_with_the_fit(digits):
     # A whole fit, whatever the threads available, leaves none behind.
     DenoisingAutoencoder(n_components=300, max_iter=2, random_state=0).fit(X)
     assert _team_threads() == before
+
+
+def _within(seconds, func):
+    """``func()``'s exception (or None), failing the test if it hangs."""
+    outcome = []
+
+    def target():
+        try:
+            func()
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"hung for {seconds} s"
+    return outcome[0]
+
+
+def _two_thread_fit(digits):
+    if available_threads() < 2:
+        pytest.skip("needs two threads")
+    X = digits[0][:300]
+    dae = DenoisingAutoencoder(n_components=300, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        dae.fit(X)
+    return dae, X
+
+
+@pytest.mark.parametrize("who", ["worker", "leader"])
+def test_a_failing_member_ends_the_step_with_its_error(monkeypatch, digits,
+                                                       who):
+    # A MemoryError inside a member's compiled step (the only error it can
+    # raise: shapes are checked before) must reach the caller, not leave
+    # the other members waiting for its blocks forever.
+    dae, X = _two_thread_fit(digits)
+    before = copy.deepcopy(dae)
+    threads = _team_threads()
+    real, calls = _minibatch.team_step, []
+
+    def failing(w, counters, step_values, control, *rest):
+        if who == "worker" and w > 0:
+            raise MemoryError("test: a worker's allocation failed")
+        if who == "leader" and w == 0 and len(calls) == 1:
+            # The second step: the leader takes the first block of the
+            # corruption, lets the workers in, and fails.
+            control[:] = 0
+            publish(control, 0, 1)
+            publish(counters, 0, counters[0] + 1)
+            raise MemoryError("test: the leader's allocation failed")
+        calls.append(w)
+        return real(w, counters, step_values, control, *rest)
+
+    monkeypatch.setattr(_minibatch, "team_step", failing)
+    error = _within(120, lambda: dae.partial_fit(X))
+    assert isinstance(error, MemoryError) and "test:" in str(error)
+    # The fit's transaction put the model back; no thread is left.
+    np.testing.assert_array_equal(dae.components_, before.components_)
+    assert dae.n_iter_ == before.n_iter_
+    assert _team_threads() == threads
+    monkeypatch.undo()
+    dae.partial_fit(X)  # and the next fit works
