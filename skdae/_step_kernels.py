@@ -43,10 +43,6 @@ from ._parallel import COLUMN_ALIGNMENT
 from ._swap_kernels import zero_missing
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
-# Functions called from compiled code only: no CPython wrapper to compile
-# (unboxing these nested tuples costs seconds of compilation).
-_inner = numba.njit(cache=True, nogil=True, error_model="numpy",
-                    no_cpython_wrapper=True)
 # The step and its phases are inlined into ``team_step`` by Numba itself:
 # compiled once, as part of it, instead of on their own and again inlined
 # by LLVM (seconds of compilation each).
