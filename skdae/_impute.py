@@ -30,6 +30,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 from . import _columns as C
 from ._base import IntInterval
 from ._network import predict_head
+from ._parallel import available_threads, run_jobs
 from ._repr import DocumentationLinkMixin
 from ._tabular import DTYPE, _BaseTabularNetwork, auto_width
 from ._training import transaction, validation_split
@@ -465,7 +466,6 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         with transaction(self):
             X = _as_missing(self._dense(X), self.missing_values)
             inputs, targets, missing = self._fit(X, incremental=False)
-            self._train_more_networks(inputs, targets, missing)
             if self.add_indicator:
                 self.indicator_ = MissingIndicator(error_on_new=False)
                 self.indicator_._fit(missing, precomputed=True)
@@ -580,37 +580,59 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         return int(np.clip(round(AUTO_ENSEMBLE_ROWS / max(n_samples, 1)), 1,
                            MAX_AUTO_NETWORKS))
 
-    def _train_more_networks(self, inputs, targets, missing):
-        """``networks_``: the network trained by ``_fit`` and the others.
+    def _train(self, inputs, targets, missing, incremental, tag=None):
+        """Train every network of ``networks_``, at once where threads allow.
 
-        Each further network starts from its own weights and noise (a seed
-        drawn from the random stream), validates on the same rows, and is
-        trained exactly as the first; the training attributes stay those of
-        the first network.
+        The first network is this estimator's own (``coefs_``, the training
+        attributes); each further one starts from its own weights and noise
+        (a seed drawn from the random stream before any training) and
+        validates on the same rows. The networks depend on their seeds
+        only, so they train concurrently, each on its share of the threads
+        (``_parallel.run_jobs``): small tables, whose steps are too small
+        to share, keep every core busy, and the result is the same for any
+        number of threads.
         """
-        networks = [{"coefs": self.coefs_, "intercepts": self.intercepts_}]
         count = self._n_networks_for(inputs.shape[0])
-        if count > 1:
-            first = {name: getattr(self, name) for name in (
-                "coefs_", "intercepts_", "loss_curve_", "best_loss_",
-                "validation_scores_", "best_validation_score_", "n_iter_",
-                "t_", "_no_improvement_count", "_random_state")}
-            first_optimizer = self.__dict__.get("_optimizer_state")
-            validation_seed = self.__dict__.get("_validation_seed")
-            for _ in range(count - 1):
-                rng = np.random.RandomState(
-                    self._random_state.randint(np.iinfo(np.int32).max))
-                self._initialize(self._columns, rng)
+        train = super()._train
+        if count == 1:
+            train(inputs, targets, missing, incremental, tag)
+            self.networks_ = [{"coefs": self.coefs_,
+                               "intercepts": self.intercepts_}]
+            return
+        int_max = np.iinfo(np.int32).max
+        validation_seed = None
+        if self._validates(inputs.shape[0]):
+            # As validation_split would draw it: shared by every network.
+            validation_seed = int(self._random_state.randint(int_max))
+            self._validation_seed = validation_seed
+        seeds = self._random_state.randint(int_max, size=count - 1)
+        name = type(self).__name__
+
+        def tag(k):
+            # Progress lines say which network; warnings stay one message
+            # (shown once), not one per network.
+            return f"{name} network {k}/{count}" if self.verbose else None
+
+        def first():
+            train(inputs, targets, missing, incremental, tag(1))
+            return {"coefs": self.coefs_, "intercepts": self.intercepts_}
+
+        def further(k, seed):
+            def job():
+                # A model of its own, sharing the read-only column state.
+                net = object.__new__(type(self))
+                net.__dict__.update(self.__dict__)
+                net._initialize(self._columns, np.random.RandomState(seed))
                 if validation_seed is not None:
-                    self._validation_seed = validation_seed
-                self._train(inputs, targets, missing, incremental=False)
-                networks.append({"coefs": self.coefs_,
-                                 "intercepts": self.intercepts_})
-            self.__dict__.update(first)
-            self.__dict__.pop("_optimizer_state", None)
-            if first_optimizer is not None:
-                self._optimizer_state = first_optimizer
-        self.networks_ = networks
+                    net._validation_seed = validation_seed
+                super(DenoisingAutoencoderImputer, net)._train(
+                    inputs, targets, missing, incremental, tag(k))
+                return {"coefs": net.coefs_, "intercepts": net.intercepts_}
+            return job
+
+        jobs = [first] + [further(k, seed)
+                          for k, seed in enumerate(seeds, start=2)]
+        self.networks_ = run_jobs(jobs, available_threads())
 
     def _outputs(self, X, start=0, networks=None):
         """Head outputs averaged over ``networks`` (default: all of them)."""

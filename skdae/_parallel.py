@@ -15,6 +15,7 @@ import itertools
 import os
 import sys
 import threading
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -78,6 +79,9 @@ def available_threads():
     limits = [lib.get_num_threads() for lib in _blas_controllers()]
     limits = [n for n in limits if n is not None]
     limits.append(numba.get_num_threads())
+    cap = getattr(_job_state, "threads", None)
+    if cap is not None:
+        limits.append(cap)
     if hasattr(os, "sched_getaffinity"):
         limits.append(len(os.sched_getaffinity(0)))
     else:  # pragma: no cover
@@ -378,3 +382,105 @@ def map_row_blocks(func, n_rows, rows_per_block, out, in_place=False):
     with BlockRunner(min(available_threads(), len(parts))) as runner:
         runner.map(run, parts)
     return out
+
+
+# ---------------------------------------------------------------------------
+# Independent fits at once: the networks of an ensemble, each trained on its
+# own share of the threads. Each job's result depends on its own seed only.
+# ---------------------------------------------------------------------------
+_job_state = threading.local()
+
+
+class JobCancelled(Exception):
+    """Raised in a job of :func:`run_jobs` once another job has failed."""
+
+
+def check_cancelled():
+    """Raise ``JobCancelled`` if this thread's job of ``run_jobs`` must stop.
+
+    The training loop calls it once per minibatch: a job stops within a step
+    of another job's error, or of a ``KeyboardInterrupt`` in the caller.
+    """
+    stop = getattr(_job_state, "stop", None)
+    if stop is not None and stop.is_set():
+        raise JobCancelled
+
+
+@contextmanager
+def _as_job(stop, threads):
+    previous = (getattr(_job_state, "stop", None),
+                getattr(_job_state, "threads", None))
+    _job_state.stop = stop
+    _job_state.threads = threads if previous[1] is None else min(
+        threads, previous[1])
+    try:
+        yield
+    finally:
+        _job_state.stop, _job_state.threads = previous
+
+
+def run_jobs(jobs, n_threads):
+    """Call every job of ``jobs`` (callables), ``n_threads`` at a time.
+
+    The calling thread works too; each job sees a share of the threads
+    (:func:`available_threads` returns at most ``n_threads // running``
+    there) and the caller's numpy error state and scikit-learn
+    configuration. The jobs must be independent, so that their results do
+    not depend on where or in which order they run.
+
+    If a job raises, or the caller is interrupted, the other jobs stop at
+    their next minibatch (:func:`check_cancelled`), every thread is joined,
+    and the exception is raised: the caller's own, else that of the first
+    failed job in the order of ``jobs``. Returns the results in that order.
+    """
+    n_jobs = len(jobs)
+    n_running = max(1, min(n_threads, n_jobs))
+    share = max(1, n_threads // n_running)
+    results, errors = [None] * n_jobs, {}
+    stop = threading.Event()
+    counter = itertools.count()  # one C call: two threads never get one number
+
+    def work(caller):
+        with _as_job(stop, share):
+            for k in iter(counter.__next__, None):
+                if k >= n_jobs or stop.is_set():
+                    return
+                try:
+                    results[k] = jobs[k]()
+                except JobCancelled:
+                    return
+                except Exception as exc:
+                    errors[k] = exc
+                    stop.set()
+                    return
+                except BaseException as exc:  # KeyboardInterrupt, SystemExit
+                    stop.set()
+                    if caller:
+                        raise
+                    errors[k] = exc
+                    return
+
+    threads = [threading.Thread(
+        target=_in_callers_state(lambda: work(False), np.geterr(),
+                                 get_config()),
+        name=f"skdae-job-{w}", daemon=True) for w in range(n_running - 1)]
+    for thread in threads:
+        thread.start()
+    try:
+        work(True)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.1)
+        except BaseException:  # interrupted while joining: stop them first
+            stop.set()
+            for thread in threads:
+                thread.join()
+            raise
+    if errors:
+        raise errors[min(errors)]
+    return results

@@ -190,8 +190,11 @@ class _BaseTabularNetwork(BaseEstimator):
     def _activation_codes(self):
         return [K.ACTIVATION_CODES[self.activation]] * (len(self.coefs_) - 1)
 
-    def _train(self, inputs, targets, missing, incremental):
-        """Run ``max_iter`` epochs (fit) or one epoch (partial_fit)."""
+    def _train(self, inputs, targets, missing, incremental, tag=None):
+        """Run ``max_iter`` epochs (fit) or one epoch (partial_fit).
+
+        ``tag`` labels the progress lines (default: the class name).
+        """
         targets = targets.astype(DTYPE)
         weights = (~missing).astype(DTYPE) if missing.any() else None
         head = self._head()
@@ -221,7 +224,7 @@ class _BaseTabularNetwork(BaseEstimator):
         train(self, coefs, intercepts, acts, head, inputs, targets, indices,
               n_epochs=1 if incremental else self.max_iter,
               incremental=incremental, target_weights=weights, noise=noise,
-              validation_score=validation_score,
+              validation_score=validation_score, tag=tag,
               batch_size=self._batch_size_for(indices.shape[0]))
 
     def _batch_size_for(self, n_train):

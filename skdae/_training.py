@@ -48,6 +48,8 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import gen_batches
 
+from ._parallel import check_cancelled
+
 # An epoch whose mean loss exceeds this many times the loss the call started
 # from (that of its first minibatches) diverged, even if every value is
 # still finite. Relative to the start, not to the lowest loss: on tiny data
@@ -320,6 +322,7 @@ def run_epochs(estimator, step, params, l2_flags, train_indices, *, n_epochs,
         last_print = epoch_start
         for b, (batch, seed) in enumerate(zip(batches, seeds)):
             rows = order[batch]
+            check_cancelled()  # another network of the fit failed
             loss_sum = step(rows, seed)
             if reference is None:
                 ref_sum += loss_sum

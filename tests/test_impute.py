@@ -1,5 +1,7 @@
 """DenoisingAutoencoderImputer: the imputer conventions and what it learns."""
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,6 +10,7 @@ from sklearn.datasets import load_wine
 from sklearn.impute import MissingIndicator, SimpleImputer
 
 from skdae._impute import DenoisingAutoencoderImputer
+from skdae._parallel import available_threads as available_threads_now
 
 FAST = {"hidden_layer_sizes": (16,), "max_iter": 5, "random_state": 0}
 
@@ -166,6 +169,70 @@ def test_sample_posterior_spread_is_per_entry():
         for seed in range(4)])
     spread = draws.std(axis=0)
     assert spread[hidden].mean() > 2 * spread[seen].mean()
+
+
+def _networks(imputer):
+    return [np.concatenate([w.ravel() for w in net["coefs"] + net["intercepts"]])
+            for net in imputer.networks_]
+
+
+def test_networks_train_at_once_and_the_same_at_any_thread_count(
+        monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    from skdae import _tabular
+    X_missing, _ = _mcar(_structured(), 0.2)
+    params = {**FAST, "n_networks": 4}
+    with threadpool_limits(1):
+        one = DenoisingAutoencoderImputer(**params).fit(X_missing)
+    trained_in = []
+    train = _tabular._BaseTabularNetwork._train
+
+    def recording(self, *args, **kwargs):
+        trained_in.append(threading.current_thread().name)
+        return train(self, *args, **kwargs)
+
+    monkeypatch.setattr(_tabular._BaseTabularNetwork, "_train", recording)
+    with threadpool_limits(2):
+        two = DenoisingAutoencoderImputer(**params).fit(X_missing)
+    assert len(trained_in) == 4
+    if available_threads_now() >= 2:
+        assert len(set(trained_in)) == 2
+    for a, b in zip(_networks(one), _networks(two), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(one.transform(X_missing),
+                                  two.transform(X_missing))
+    assert one.loss_curve_ == two.loss_curve_
+
+
+def test_a_failing_network_fails_the_fit_and_changes_nothing(monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    from skdae import _tabular
+    X_missing, _ = _mcar(_structured(), 0.2)
+    imputer = DenoisingAutoencoderImputer(**{**FAST, "n_networks": 3})
+    imputer.fit(X_missing[:100])
+    before = _networks(imputer)
+    calls = []
+    train = _tabular._BaseTabularNetwork._train
+
+    def third_fails(self, *args, **kwargs):
+        calls.append(None)
+        if len(calls) == 3:
+            raise MemoryError("no memory for network 3")
+        return train(self, *args, **kwargs)
+
+    monkeypatch.setattr(_tabular._BaseTabularNetwork, "_train", third_fails)
+    with threadpool_limits(2), pytest.raises(MemoryError, match="network 3"):
+        imputer.fit(X_missing)
+    assert not [t for t in threading.enumerate()
+                if t.name.startswith("skdae-job")]
+    for a, b in zip(before, _networks(imputer), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert imputer.n_features_in_ == X_missing.shape[1]
+    monkeypatch.setattr(_tabular._BaseTabularNetwork, "_train", train)
+    imputer.fit(X_missing)
+    assert len(imputer.networks_) == 3
 
 
 def test_networks_are_averaged():

@@ -27,7 +27,13 @@ from skdae import (
     _handoff,
     _parallel,
 )
-from skdae._parallel import BlockRunner, available_threads, map_row_blocks
+from skdae._parallel import (
+    BlockRunner,
+    available_threads,
+    check_cancelled,
+    map_row_blocks,
+    run_jobs,
+)
 
 # warnings.catch_warnings is not thread-safe: filter for the whole module.
 pytestmark = pytest.mark.filterwarnings(
@@ -321,3 +327,78 @@ def test_controller_is_remade_when_modules_are_imported(monkeypatch):
     assert _parallel._controller() is not first
     with threadpool_limits(1, user_api="blas"):
         assert available_threads() == 1
+
+
+def _job_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("skdae-job")]
+
+
+def test_run_jobs_returns_results_in_order_each_on_a_share_of_threads():
+    names = set()
+
+    def job(k):
+        def run():
+            time.sleep(0.01 * (6 - k))  # the later jobs finish first
+            names.add(threading.current_thread().name)
+            return k, available_threads()
+        return run
+
+    with threadpool_limits(2):
+        results = run_jobs([job(k) for k in range(6)], 2)
+        assert available_threads() == 2  # the cap ends with the jobs
+    assert [k for k, _ in results] == list(range(6))
+    assert {threads for _, threads in results} == {1}
+    assert len(names) == 2  # the caller and one worker
+    assert not _job_threads()
+    # Four threads, two jobs: two each.
+    with threadpool_limits(4):
+        results = run_jobs([job(0), job(1)], 4)
+    assert [threads for _, threads in results] == [
+        min(2, available_threads()) for _ in range(2)]
+
+
+def test_a_failing_job_stops_the_others_and_its_error_is_raised():
+    steps = []
+
+    def training():  # as run_epochs: one check per minibatch
+        for step in range(2000):
+            check_cancelled()
+            time.sleep(0.001)
+            steps.append(step)
+        return "finished"
+
+    def failing():
+        time.sleep(0.05)
+        raise MemoryError("network 2")
+
+    with pytest.raises(MemoryError, match="network 2"):
+        run_jobs([training, failing, training], 2)
+    assert len(steps) < 2000  # stopped, not run to the end
+    assert not _job_threads()
+    # Of several failures, that of the first job in order.
+    def fails(k):
+        def run():
+            time.sleep(0.02 * (3 - k))
+            raise ValueError(f"job {k}")
+        return run
+    with pytest.raises(ValueError, match="job 0"):
+        run_jobs([fails(k) for k in range(3)], 2)
+
+
+def test_an_interrupted_caller_stops_the_jobs_of_its_workers():
+    started, steps = threading.Event(), []
+
+    def job():
+        if threading.current_thread() is threading.main_thread():
+            assert started.wait(10)
+            raise KeyboardInterrupt
+        started.set()
+        for step in range(5000):
+            check_cancelled()
+            time.sleep(0.001)
+            steps.append(step)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs([job, job, job], 2)
+    assert 0 < len(steps) < 5000
+    assert not _job_threads()
