@@ -131,18 +131,18 @@ class SkdaeTrainer:
         seeds = self.rng.randint(2**31, size=n // self.batch + 1)
         n_coefs = len(self.coefs)
         updates = RowUpdates(self.opt, self.coefs, self.ws.grad_coefs,
-                             range(n_coefs), 0.0)
+                             range(n_coefs), 0.0,
+                             range(n_coefs, 2 * n_coefs))
         for b, start in enumerate(range(0, n - self.batch + 1, self.batch)):
             rows = perm[start:start + self.batch]
             # As the estimators' step: each block of weight rows updated
-            # with its gradient (compiled), then the biases.
+            # with its gradient (compiled), then the biases; on one thread
+            # the whole step is one compiled call.
             updates.start(self.batch)
             forward_backward(self.coefs, self.intercepts, self.acts, self.head,
                              self.X, rows, self.targets, self.weights,
-                             self.noise, int(seeds[b]), self.ws, updates)
-            for k, bias in enumerate(self.intercepts):
-                self.opt.update(n_coefs + k, bias, (self.ws.grad_intercepts[k],),
-                                self.batch, False, 0.0)
+                             self.noise, int(seeds[b]), self.ws, updates,
+                             update_biases=True)
 
 
 class EstimatorTrainer:

@@ -15,6 +15,13 @@ The weight gradients are computed by blocks of input units, and each block
 is updated by the optimizer in the same call, while it is still in cache
 (``weight_gradient_step``).
 
+A step that runs on one thread (a small network, or one thread available)
+is one call, :func:`whole_step`: its row blocks, the bias-gradient sums,
+the weight gradients with their updates and the biases' updates, in the
+order and with the arithmetic of the Python driver. On the imputer's small
+networks the driver's dozen calls per step (each unboxing tuples of
+arrays) were a fifth of the step.
+
 The layers arrive as tuples of arrays (Numba's homogeneous tuples, indexed
 at run time), so one compiled version serves every network of a given depth
 and dtype. The arithmetic is that of the Python driver, kernel for kernel.
@@ -154,3 +161,49 @@ def optimizer_step(param, grad, solver, state_a, state_b, hyper, scale, l2):
     else:
         _sgd(param, grad, grad, False, state_a, scale, l2, hyper[0],
              hyper[1], hyper[2] != 0.0)
+
+
+@_jit
+def whole_step(X, rows, seed, noise, inputs, corrupted, coefs, intercepts,
+               activations, hidden, deltas, bias_parts, T, target_rows, TW,
+               has_weights, head, row_edges, tasks, grad_coefs,
+               grad_intercepts, update):
+    """A whole minibatch step on one thread; returns its loss sum.
+
+    Every block of rows (:func:`dense_rows_forward_backward`, the arguments
+    up to ``head`` as there), the bias gradients summed over the blocks in
+    order (as ``np.add.reduce`` over ``bias_parts``), each block of weight
+    rows of ``tasks`` (rows ``(layer, start, stop)``) with its gradient and
+    update (:func:`weight_gradient_step`), then the biases' updates.
+
+    ``row_edges`` are the row blocks' boundaries; ``update`` is ``(solver,
+    coef_a, coef_b, bias_a, bias_b, hyper, scale, l2)``: the optimizer's
+    state arrays of every weight matrix and bias (biases' as (1, n)
+    arrays), as ``optimizer_step`` takes them; no L2 term on the biases.
+    """
+    solver, coef_a, coef_b, bias_a, bias_b, hyper, scale, l2 = update
+    n_blocks = row_edges.shape[0] - 1
+    loss_sum = 0.0
+    for b in range(n_blocks):
+        loss_sum += dense_rows_forward_backward(
+            X, rows, row_edges[b], row_edges[b + 1], b, seed, noise, inputs,
+            corrupted, coefs, intercepts, activations, hidden, deltas,
+            bias_parts, T, target_rows, TW, has_weights, head)
+    for k in range(len(coefs)):
+        g, parts = grad_intercepts[k], bias_parts[k]
+        g[:] = parts[0]
+        for b in range(1, n_blocks):
+            g += parts[b]
+    n = rows.shape[0]
+    for t in range(tasks.shape[0]):
+        k, start, stop = tasks[t, 0], tasks[t, 1], tasks[t, 2]
+        below = inputs if k == 0 else hidden[k - 1]
+        weight_gradient_step(below, deltas[k], n, start, stop, grad_coefs[k],
+                             coefs[k], solver, coef_a[k], coef_b[k], hyper,
+                             scale, l2)
+    for k in range(len(intercepts)):
+        width = intercepts[k].shape[0]
+        optimizer_step(intercepts[k].reshape((1, width)),
+                       grad_intercepts[k].reshape((1, width)), solver,
+                       bias_a[k], bias_b[k], hyper, scale, 0.0)
+    return loss_sum

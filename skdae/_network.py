@@ -247,6 +247,10 @@ class Workspace:
         self.weight_tasks = [(k, units) for k, W in enumerate(coefs)
                              for units in blocks(W.shape[0], UNITS_PER_BLOCK,
                                                  COLUMN_ALIGNMENT)]
+        self.task_table = np.array(
+            [(k, u.start, u.stop) for k, u in self.weight_tasks],
+            dtype=np.int64).reshape(-1, 3)
+        self._row_edges = {}
         self.arange = np.arange(batch_size)
         # Work per block of the two maps of a minibatch, in FLOP (per row of
         # the minibatch for a block of weight rows).
@@ -268,6 +272,15 @@ class Workspace:
             found = self._row_blocks[n] = blocks(n, self.rows_per_block)
         return found
 
+    def row_edges(self, n):
+        """The boundaries of ``row_blocks(n)``, as an int64 array (cached)."""
+        found = self._row_edges.get(n)
+        if found is None:
+            parts = self.row_blocks(n)
+            found = self._row_edges[n] = np.array(
+                [0] + [r.stop for r in parts], dtype=np.int64)
+        return found
+
     def map(self, func, items, flop_per_item):
         """``runner.map``, or a plain loop where blocks are too small."""
         if (self.serial or flop_per_item < _MIN_PARALLEL_FLOP
@@ -280,7 +293,8 @@ _DENSE_NOISE = (HK.NOISE_CODES["gaussian"], HK.NOISE_CODES["salt_and_pepper"])
 
 
 def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
-                     target_weights, noise, seed, ws, after_gradient=None):
+                     target_weights, noise, seed, ws, after_gradient=None,
+                     update_biases=False):
     """Loss and gradients of one minibatch, summed over its samples.
 
     Parameters
@@ -312,6 +326,12 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
         optimizer may update those rows while other blocks are computed. An
         ``_optimizers.RowUpdates`` is applied in the compiled call that
         computes those rows (dense rows of the gradient).
+    update_biases : bool, default=False
+        Whether ``after_gradient`` (a ``RowUpdates`` with ``bias_indices``)
+        also updates the biases, once every gradient is complete: the whole
+        training step. A step that runs on one thread, on dense X and
+        targets, is then one compiled call (``_block_kernels.whole_step``),
+        with the same result.
 
     Returns
     -------
@@ -358,6 +378,14 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
     coefs_t, intercepts_t = tuple(coefs), tuple(intercepts)
     acts = np.asarray(activations, dtype=np.int64)
     hidden_t, deltas_t, parts_t = ws.layer_buffers
+    if (update_biases and not sp.issparse(X) and not sp.issparse(targets)
+            and (ws.serial or not ws.runner.parallel)):
+        return float(BK.whole_step(
+            X, rows, seed, noise.kernel_args, ws.inputs, ws.corrupted,
+            coefs_t, intercepts_t, acts, hidden_t, deltas_t, parts_t, T,
+            target_rows, TW, has_weights, head.kernel_args,
+            ws.row_edges(n), ws.task_table, tuple(ws.grad_coefs),
+            tuple(ws.grad_intercepts), after_gradient.step_args()))
 
     def forward_backward_rows(b):
         # Dense input: the whole block in one compiled call without the GIL.
@@ -418,6 +446,8 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
     for parts, grad in zip(ws.bias_parts, ws.grad_intercepts):
         np.add.reduce(parts[:n_blocks], axis=0, out=grad)
     ws.map(weight_gradients, tasks, n * ws._unit_flop)
+    if update_biases:
+        after_gradient.update_biases(intercepts, ws.grad_intercepts)
     return float(sum(losses))
 
 
@@ -478,19 +508,15 @@ def train(estimator, coefs, intercepts, activations, head, X, targets,
                        runner)
 
         updates = RowUpdates(optimizer, coefs, ws.grad_coefs,
-                             range(0, 2 * len(coefs), 2), alpha)
+                             range(0, 2 * len(coefs), 2), alpha,
+                             range(1, 2 * len(coefs), 2))
 
         def step(rows, seed):
-            n = rows.shape[0]
-            updates.start(n)
-            loss_sum = forward_backward(
+            updates.start(rows.shape[0])
+            return forward_backward(
                 coefs, intercepts, activations, head, X, rows, targets,
                 target_weights, noise, 0 if seed is None else seed, ws,
-                updates)
-            for k, b in enumerate(intercepts):
-                optimizer.update(2 * k + 1, b, (ws.grad_intercepts[k],), n,
-                                 False, alpha)
-            return loss_sum
+                updates, update_biases=True)
 
         converged = run_epochs(
             estimator, step, params, l2_flags, indices, n_epochs=n_epochs,

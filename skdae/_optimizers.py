@@ -107,12 +107,18 @@ class RowUpdates:
         The optimizer's parameter index of each weight matrix.
     alpha : float
         L2 penalty (``update_params``).
+    bias_indices : list of int, default=None
+        The optimizer's parameter index of each bias, for
+        :meth:`update_biases` and :meth:`step_args`.
     """
 
-    def __init__(self, optimizer, coefs, grads, indices, alpha):
+    def __init__(self, optimizer, coefs, grads, indices, alpha,
+                 bias_indices=None):
         self.optimizer, self.coefs, self.grads = optimizer, coefs, grads
         self.indices, self.alpha = list(indices), alpha
-        self.n, self._hyper = 1, None
+        self.bias_indices = None if bias_indices is None else list(
+            bias_indices)
+        self.n, self._hyper, self._states = 1, None, None
 
     def start(self, batch_size):
         """Begin the step of a minibatch of ``batch_size`` rows."""
@@ -131,6 +137,27 @@ class RowUpdates:
         scale = 1.0 / self.n
         return (*self.optimizer.kernel_state(self.indices[k]), self._hyper,
                 scale, self.alpha * scale)
+
+    def update_biases(self, intercepts, grads):
+        """Update every bias with its gradient (no L2 term)."""
+        for index, b, g in zip(self.bias_indices, intercepts, grads):
+            self.optimizer.update(index, b, (g,), self.n, False, self.alpha)
+
+    def step_args(self):
+        """The ``update`` argument of ``_block_kernels.whole_step``."""
+        if self._states is None:  # the optimizer keeps its arrays
+            code = self.optimizer.kernel_state(0)[0]
+            states = [self.optimizer.kernel_state(i)[1:]
+                      for i in self.indices + self.bias_indices]
+            n = len(self.indices)
+            self._states = (code, tuple(a for a, _ in states[:n]),
+                            tuple(b for _, b in states[:n]),
+                            tuple(a for a, _ in states[n:]),
+                            tuple(b for _, b in states[n:]))
+        if self._hyper is None:
+            self._hyper = self.optimizer.kernel_hyper()
+        scale = 1.0 / self.n
+        return (*self._states, self._hyper, scale, self.alpha * scale)
 
 
 def make_optimizer(estimator, params, state=None):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from skdae import _block_kernels as BK
 from skdae import _head_kernels as HK
 from skdae import _kernels as K
 from skdae import _network
@@ -701,5 +702,64 @@ def test_compiled_weight_updates_match_the_optimizers_python_updates(solver,
                              head, X, rows, X, None, noise, step, ws, after)
         trained.append(coefs)
     for a, b, initial in zip(*trained, start):
+        assert not np.array_equal(a, initial)
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("rows_per_block", [None, 16, 24])
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_whole_compiled_step_is_bitwise_the_python_driven_step(
+        dtype, solver, rows_per_block):
+    """``_block_kernels.whole_step`` (one call) == the Python driver.
+
+    A mixed table with missing inputs, weighted targets, swap noise with
+    emphasis and two layers of 300 inputs (two blocks of weight rows), in one
+    and in several blocks of rows (16: three blocks of a 40-row minibatch;
+    24: two, unequal); the driver runs each block, sums the bias parts,
+    updates the weight rows in compiled calls and the biases in Python.
+    """
+    from skdae._optimizers import AdamOptimizer, RowUpdates, SGDOptimizer
+
+    X, T, TW, missing, head, starts, stops, ind = _mixed_problem(
+        n=120, dtype=dtype, seed=4)
+    noise = Corruption("swap", 0.3, X.shape[1], starts, stops, ind,
+                       uncorrupted_weight=0.4, input_missing=missing)
+    sizes = [X.shape[1], 300, 12, 300, head.n_outputs]
+    acts = [K.ACTIVATION_CODES[a] for a in ("relu", "tanh", "sigmoid")]
+    rng = np.random.RandomState(5)
+    minibatches = [rng.permutation(120)[:40] for _ in range(4)]
+    trained = []
+    for whole in (True, False):
+        coefs, intercepts = _init(sizes, dtype, seed=2)
+        params = [p for pair in zip(coefs, intercepts) for p in pair]
+        optimizer = (AdamOptimizer(params, 1e-2) if solver == "adam"
+                     else SGDOptimizer(params, 0.05, 0.9, True))
+        ws = Workspace(40, coefs, head, noise.n_groups, True,
+                       rows_per_block=rows_per_block)
+        # Layers 1 and 3 have 300 inputs: two blocks of weight rows each.
+        assert len(ws.weight_tasks) == 6
+        updates = RowUpdates(optimizer, coefs, ws.grad_coefs,
+                             range(0, 8, 2), 1e-3, range(1, 8, 2))
+        calls = []
+        real = BK.whole_step
+        BK.whole_step = lambda *a: calls.append(1) or real(*a)
+        losses = []
+        try:
+            for step, rows in enumerate(minibatches):
+                updates.start(40)
+                losses.append(forward_backward(
+                    coefs, intercepts, acts, head, X, rows, T, TW, noise,
+                    step, ws, updates, update_biases=whole))
+                if not whole:
+                    updates.update_biases(intercepts, ws.grad_intercepts)
+        finally:
+            BK.whole_step = real
+        assert len(calls) == (len(minibatches) if whole else 0)
+        trained.append((losses, params))
+    (losses_whole, whole_params), (losses_driver, driver_params) = trained
+    assert losses_whole == losses_driver
+    start = [p for pair in zip(*_init(sizes, dtype, seed=2)) for p in pair]
+    for a, b, initial in zip(whole_params, driver_params, start, strict=True):
         assert not np.array_equal(a, initial)
         np.testing.assert_array_equal(a, b)
