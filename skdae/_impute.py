@@ -185,6 +185,9 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
         noise, on the same validation rows) whose predictions are averaged.
         "auto" means ``round(20000 / n_samples)``, between 1 and 5:
         averaging helps most where rows are few, and costs little there.
+        The networks train at the same time, one per available thread
+        (``threadpoolctl`` limits apply); they are the same whatever the
+        number of threads.
 
     sample_posterior : bool, default=False
         Whether to draw each imputation at random instead of taking the
