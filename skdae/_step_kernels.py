@@ -251,3 +251,50 @@ def _backward(n, weights, buffers, update, start, stop):
             optimizer_step(W_dec[start:stop], grad_decoder[start:stop],
                            solver, decoder_state_a[start:stop],
                            decoder_state_b[start:stop], hyper, scale, l2)
+
+
+@_jit
+def products_match_blocks(stacked_hidden, stacked_visible, W, units, features):
+    """Whether BLAS gives the step's products by blocks the bits of whole ones.
+
+    The products of a dense step (encoder, decoder, backward, the tied
+    gradient over the stacked rows and the untied ones over half of them),
+    each made whole and by the blocks of columns ``units`` / ``features``
+    (boundaries), on the step's layouts. A GEMM's sequence of operations
+    does not depend on the values, so one check per shape stands for all
+    data.
+    """
+    n = stacked_hidden.shape[0] // 2
+    n_units, n_features = W.shape
+    hidden, delta_hidden = stacked_hidden[:n], stacked_hidden[n:]
+    delta_out, corrupted = stacked_visible[:n], stacked_visible[n:]
+    dtype = W.dtype
+    by_units = [(corrupted, W, n_units), (delta_out, W, n_units)]
+    for A, B, width in by_units:
+        whole = np.empty((n, width), dtype=dtype)
+        split = np.empty((n, width), dtype=dtype)
+        gemm(A, B.T, whole)
+        for b in range(units.shape[0] - 1):
+            gemm(A, B[units[b]:units[b + 1]].T,
+                 split[:, units[b]:units[b + 1]])
+        if not np.array_equal(whole, split):
+            return False
+    whole = np.empty((n, n_features), dtype=dtype)
+    split = np.empty((n, n_features), dtype=dtype)
+    gemm(hidden, W, whole)
+    for b in range(features.shape[0] - 1):
+        gemm(hidden, W[:, features[b]:features[b + 1]],
+             split[:, features[b]:features[b + 1]])
+    if not np.array_equal(whole, split):
+        return False
+    for H, V in ((stacked_hidden, stacked_visible), (hidden, delta_out),
+                 (delta_hidden, corrupted)):
+        whole = np.empty((n_units, n_features), dtype=dtype)
+        split = np.empty((n_units, n_features), dtype=dtype)
+        gemm(H.T, V, whole)
+        for b in range(units.shape[0] - 1):
+            gemm(H[:, units[b]:units[b + 1]].T, V,
+                 split[units[b]:units[b + 1]])
+        if not np.array_equal(whole, split):
+            return False
+    return True

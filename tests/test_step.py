@@ -18,8 +18,15 @@ from skdae import _kernels as K
 from skdae._handoff import publish
 from skdae._minibatch import Noise, Workspace
 from skdae._optimizers import make_optimizer
-from skdae._parallel import BlockRunner, available_threads, blocks
-from skdae._step_kernels import block_bounds
+from skdae._blas import gemm
+from skdae._parallel import (
+    COLUMN_ALIGNMENT,
+    UNITS_PER_BLOCK,
+    BlockRunner,
+    available_threads,
+    blocks,
+)
+from skdae._step_kernels import block_bounds, products_match_blocks
 
 # 300 hidden units: two blocks of units per phase; 600 features: two blocks
 # of features.
@@ -210,3 +217,98 @@ def test_a_failing_member_ends_the_step_with_its_error(monkeypatch, digits,
     assert _team_threads() == threads
     monkeypatch.undo()
     dae.partial_fit(X)  # and the next fit works
+
+
+def _edges(n, per_block):
+    return np.array([0] + [p.stop for p in blocks(n, per_block,
+                                                  COLUMN_ALIGNMENT)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 40, BATCH])
+def test_the_whole_products_check_agrees_with_each_product(dtype, n):
+    """``products_match_blocks`` is True exactly when each of the step's
+    products, made from Python through the same ``gemm``, has the bits of
+    its blocks (the encoder, backward and gradients by blocks of units, the
+    decoder by blocks of features)."""
+    rng = np.random.default_rng(1)
+    k, d = N_COMPONENTS, N_FEATURES
+    SH = rng.standard_normal((2 * n, k)).astype(dtype)
+    SV = rng.standard_normal((2 * n, d)).astype(dtype)
+    W = rng.standard_normal((k, d)).astype(dtype)
+    units = _edges(k, UNITS_PER_BLOCK)
+    features = _edges(d, _minibatch.FEATURES_PER_BLOCK)
+    assert len(units) == len(features) == 3  # two blocks each
+    products = [(SV[n:], W.T, units, "columns"), (SV[:n], W.T, units,
+                                                   "columns"),
+                (SH[:n], W, features, "columns"), (SH.T, SV, units, "rows"),
+                (SH[:n].T, SV[:n], units, "rows"),
+                (SH[n:].T, SV[n:], units, "rows")]
+    agree = []
+    with BlockRunner(1):  # single-threaded BLAS
+        verdict = products_match_blocks(SH, SV, W, units, features)
+        for A, B, edges, axis in products:
+            whole = np.empty((A.shape[0], B.shape[1]), dtype=dtype)
+            gemm(A, B, whole)
+            split = np.full_like(whole, np.nan)
+            for s, e in zip(edges[:-1], edges[1:]):
+                if axis == "columns":
+                    gemm(A, B[:, s:e], split[:, s:e])
+                else:
+                    gemm(A[s:e], B, split[s:e])
+            assert not np.isnan(split).any()
+            agree.append(np.array_equal(whole, split))
+    assert verdict == all(agree)
+    # Values that give NaN anywhere never count as a match.
+    W[0, 0] = np.nan
+    with BlockRunner(1):
+        assert not products_match_blocks(SH, SV, W, units, features)
+
+
+def test_one_thread_makes_whole_products_only_where_they_match(monkeypatch):
+    ws_args = (BATCH, N_FEATURES, N_COMPONENTS, np.float32,
+               K.ACTIVATION_CODES["sigmoid"], K.LOSS_CODES["cross_entropy"])
+    W = np.zeros((N_COMPONENTS, N_FEATURES), dtype=np.float32)
+    blocked = (_minibatch.CORRUPTION_ENTRIES // N_FEATURES, UNITS_PER_BLOCK,
+               _minibatch.FEATURES_PER_BLOCK)
+    whole = (blocked[0], N_COMPONENTS, N_FEATURES)
+    checks = []
+    for match in (True, False):
+        monkeypatch.setattr(_minibatch, "blocks_match_whole",
+                            lambda *a, match=match: checks.append(a) or match)
+        with BlockRunner(1) as runner:
+            ws = Workspace(*ws_args, runner)
+            assert ws.step_bounds(W, BATCH) == (whole if match else blocked)
+        with BlockRunner(2) as runner:
+            ws = Workspace(*ws_args, runner)
+            assert ws.step_bounds(W, BATCH) == blocked
+    assert checks[0] == (BATCH, N_COMPONENTS, N_FEATURES, np.float32)
+    # The check is made once per shape.
+    monkeypatch.undo()
+    _minibatch._MATCHES.pop((7, 3, 5, "<f4"), None)
+    first = _minibatch.blocks_match_whole(7, 3, 5, np.float32)
+    assert _minibatch._MATCHES[(7, 3, 5, "<f4")] is first
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_models_are_the_same_whether_one_thread_makes_whole_products(
+        monkeypatch, digits, dtype):
+    X = np.tile(digits[0][:200], (1, 10)).astype(dtype)  # 640 features
+
+    def fit():
+        model = DenoisingAutoencoder(N_COMPONENTS, max_iter=2, batch_size=48,
+                                     random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return model.fit(X).components_
+
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1):
+        checked = fit()  # whole products where the check allows them
+    with threadpool_limits(2):
+        two = fit()
+    monkeypatch.setattr(_minibatch, "blocks_match_whole", lambda *a: False)
+    with threadpool_limits(1):
+        blocked = fit()
+    np.testing.assert_array_equal(checked, two)
+    np.testing.assert_array_equal(checked, blocked)
