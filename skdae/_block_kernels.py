@@ -167,7 +167,7 @@ def optimizer_step(param, grad, solver, state_a, state_b, hyper, scale, l2):
 def whole_step(X, rows, seed, noise, inputs, corrupted, coefs, intercepts,
                activations, hidden, deltas, bias_parts, T, target_rows, TW,
                has_weights, head, row_edges, tasks, grad_coefs,
-               grad_intercepts, update):
+               grad_intercepts, update, whole_batch):
     """A whole minibatch step on one thread; returns its loss sum.
 
     Every block of rows (:func:`dense_rows_forward_backward`, the arguments
@@ -180,15 +180,24 @@ def whole_step(X, rows, seed, noise, inputs, corrupted, coefs, intercepts,
     coef_a, coef_b, bias_a, bias_b, hyper, scale, l2)``: the optimizer's
     state arrays of every weight matrix and bias (biases' as (1, n)
     arrays), as ``optimizer_step`` takes them; no L2 term on the biases.
+    With ``whole_batch``, the blocks' products are made over the whole
+    minibatch (:func:`batch_forward_backward`): only where BLAS gives them
+    the same bits (``rows_match_whole``).
     """
     solver, coef_a, coef_b, bias_a, bias_b, hyper, scale, l2 = update
     n_blocks = row_edges.shape[0] - 1
     loss_sum = 0.0
-    for b in range(n_blocks):
-        loss_sum += dense_rows_forward_backward(
-            X, rows, row_edges[b], row_edges[b + 1], b, seed, noise, inputs,
-            corrupted, coefs, intercepts, activations, hidden, deltas,
-            bias_parts, T, target_rows, TW, has_weights, head)
+    if whole_batch:
+        loss_sum = batch_forward_backward(
+            X, rows, row_edges, seed, noise, inputs, corrupted, coefs,
+            intercepts, activations, hidden, deltas, bias_parts, T,
+            target_rows, TW, has_weights, head)
+    else:
+        for b in range(n_blocks):
+            loss_sum += dense_rows_forward_backward(
+                X, rows, row_edges[b], row_edges[b + 1], b, seed, noise,
+                inputs, corrupted, coefs, intercepts, activations, hidden,
+                deltas, bias_parts, T, target_rows, TW, has_weights, head)
     for k in range(len(coefs)):
         g, parts = grad_intercepts[k], bias_parts[k]
         g[:] = parts[0]
@@ -207,3 +216,89 @@ def whole_step(X, rows, seed, noise, inputs, corrupted, coefs, intercepts,
                        grad_intercepts[k].reshape((1, width)), solver,
                        bias_a[k], bias_b[k], hyper, scale, 0.0)
     return loss_sum
+
+
+@_jit
+def batch_forward_backward(X, rows, row_edges, seed, noise, inputs,
+                           corrupted, coefs, intercepts, activations, hidden,
+                           deltas, bias_parts, T, target_rows, TW, has_weights,
+                           head):
+    """The blocks of rows ``row_edges`` with their products over all rows.
+
+    Every product of a layer is one BLAS call over the whole minibatch;
+    the noise, the head and the activations' gradients (with their bias
+    sums) run block by block, as in :func:`dense_rows_forward_backward`.
+    The result is that of the blocks where BLAS gives a product of all rows
+    the bits of its blocks of rows (``rows_match_whole``).
+    """
+    (kind, level, starts, stops, indicators, pool, input_missing,
+     has_missing, low, high, emphasis, uncorrupted_weight) = noise
+    kinds, head_starts, head_stops, head_targets, target_groups = head
+    n, n_blocks, n_layers = rows.shape[0], row_edges.shape[0] - 1, len(coefs)
+    for b in range(n_blocks):
+        s, e = row_edges[b], row_edges[b + 1]
+        gather_corrupt_groups(X, rows[s:e], inputs[s:e], corrupted[s:e], seed,
+                              s, kind, level, starts, stops, indicators, pool,
+                              input_missing, has_missing, low, high)
+    np.dot(inputs[:n], coefs[0], hidden[0][:n])
+    for k in range(n_layers - 1):
+        H = hidden[k][:n]
+        _bias_activate_columns(H, intercepts[k], activations[k], 0, H.shape[1])
+        if k + 1 < n_layers - 1:
+            np.dot(H, coefs[k + 1], hidden[k + 1][:n])
+        else:
+            np.dot(H, coefs[k + 1], deltas[n_layers - 1][:n])
+    loss_sum = 0.0
+    for b in range(n_blocks):
+        s, e = row_edges[b], row_edges[b + 1]
+        loss_sum += head_delta(
+            deltas[n_layers - 1][s:e], intercepts[n_layers - 1], T,
+            target_rows[s:e], TW, has_weights, corrupted[s:e], emphasis,
+            uncorrupted_weight, kinds, head_starts, head_stops, head_targets,
+            target_groups, bias_parts[n_layers - 1][b])
+    for k in range(n_layers - 1, 0, -1):
+        below = deltas[k - 1][:n]
+        np.dot(deltas[k][:n], coefs[k].T, below)
+        for b in range(n_blocks):
+            s, e = row_edges[b], row_edges[b + 1]
+            _hidden_delta_columns(below[s:e], hidden[k - 1][s:e],
+                                  activations[k - 1], bias_parts[k - 1][b], 0,
+                                  below.shape[1])
+    return loss_sum
+
+
+@_jit
+def rows_match_whole(inputs, coefs, deltas, row_edges):
+    """Whether each layer's products by blocks of rows are bitwise whole.
+
+    The forward product of every layer (``inputs`` then activations of
+    each width: ``deltas[k]`` stands for both) and the backward product of
+    every layer but the first, made by the blocks ``row_edges`` and over
+    all rows, as :func:`batch_forward_backward` and
+    :func:`dense_rows_forward_backward` make them. A GEMM's operations do
+    not depend on the values: one check per shape stands for all data.
+    """
+    n = row_edges[-1]
+    for k in range(len(coefs)):
+        W = coefs[k]
+        A = inputs[:n] if k == 0 else deltas[k - 1][:n]
+        whole = np.empty((n, W.shape[1]), dtype=W.dtype)
+        split = np.empty((n, W.shape[1]), dtype=W.dtype)
+        np.dot(A, W, whole)
+        for b in range(row_edges.shape[0] - 1):
+            s, e = row_edges[b], row_edges[b + 1]
+            np.dot(A[s:e], W, split[s:e])
+        if not np.array_equal(whole, split):
+            return False
+        if k == 0:
+            continue
+        D = deltas[k][:n]
+        whole = np.empty((n, W.shape[0]), dtype=W.dtype)
+        split = np.empty((n, W.shape[0]), dtype=W.dtype)
+        np.dot(D, W.T, whole)
+        for b in range(row_edges.shape[0] - 1):
+            s, e = row_edges[b], row_edges[b + 1]
+            np.dot(D[s:e], W.T, split[s:e])
+        if not np.array_equal(whole, split):
+            return False
+    return True

@@ -53,12 +53,15 @@ from ._parallel import (
     ROWS_PER_BLOCK,
     UNITS_PER_BLOCK,
     BlockRunner,
+    _single_threaded_blas,
     available_threads,
     blocks,
 )
 from ._training import batch_size_for, keep_optimizer_state, run_epochs
 
 _NO_MISSING = np.zeros((1, 1), dtype=bool)
+# ``Workspace.rows_match_whole``, per shape.
+_ROWS_MATCH = {}
 
 # Rows per chunk when predicting many samples: bounds the temporaries.
 _CHUNK_ELEMENTS = 2**22
@@ -251,6 +254,7 @@ class Workspace:
             [(k, u.start, u.stop) for k, u in self.weight_tasks],
             dtype=np.int64).reshape(-1, 3)
         self._row_edges = {}
+        self.dtype = dtype
         self.arange = np.arange(batch_size)
         # Work per block of the two maps of a minibatch, in FLOP (per row of
         # the minibatch for a block of weight rows).
@@ -270,6 +274,34 @@ class Workspace:
         found = self._row_blocks.get(n)
         if found is None:
             found = self._row_blocks[n] = blocks(n, self.rows_per_block)
+        return found
+
+    def rows_match_whole(self, n):
+        """Whether one thread may make the products over all ``n`` rows.
+
+        Where BLAS gives every layer's products over the whole minibatch the
+        bits of its blocks of rows (OpenBLAS's AVX-512 kernels do, its AVX2
+        float32 kernels do not), a step on one thread makes them whole
+        (``_block_kernels.batch_forward_backward``): the same model as the
+        blocks at any thread count, without their cost. Checked once per
+        shape, on random data.
+        """
+        edges = self.row_edges(n)
+        if edges.shape[0] <= 2:
+            return False  # one block: nothing to gain
+        key = (n, tuple(self._shapes), self.dtype.str, tuple(edges))
+        found = _ROWS_MATCH.get(key)
+        if found is None:
+            rng = np.random.default_rng(0)
+            coefs = tuple(rng.standard_normal(shape).astype(self.dtype)
+                          for shape in self._shapes)
+            widths = [shape[1] for shape in self._shapes]
+            with _single_threaded_blas:
+                found = _ROWS_MATCH[key] = bool(BK.rows_match_whole(
+                    rng.standard_normal((n, self._shapes[0][0])).astype(
+                        self.dtype), coefs,
+                    tuple(rng.standard_normal((n, w)).astype(self.dtype)
+                          for w in widths), edges))
         return found
 
     def row_edges(self, n):
@@ -385,7 +417,8 @@ def forward_backward(coefs, intercepts, activations, head, X, rows, targets,
             coefs_t, intercepts_t, acts, hidden_t, deltas_t, parts_t, T,
             target_rows, TW, has_weights, head.kernel_args,
             ws.row_edges(n), ws.task_table, tuple(ws.grad_coefs),
-            tuple(ws.grad_intercepts), after_gradient.step_args()))
+            tuple(ws.grad_intercepts), after_gradient.step_args(),
+            ws.rows_match_whole(n)))
 
     def forward_backward_rows(b):
         # Dense input: the whole block in one compiled call without the GIL.

@@ -706,11 +706,12 @@ def test_compiled_weight_updates_match_the_optimizers_python_updates(solver,
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("products", ["checked", "by blocks"])
 @pytest.mark.parametrize("rows_per_block", [None, 16, 24])
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_whole_compiled_step_is_bitwise_the_python_driven_step(
-        dtype, solver, rows_per_block):
+        monkeypatch, dtype, solver, rows_per_block, products):
     """``_block_kernels.whole_step`` (one call) == the Python driver.
 
     A mixed table with missing inputs, weighted targets, swap noise with
@@ -718,7 +719,11 @@ def test_whole_compiled_step_is_bitwise_the_python_driven_step(
     and in several blocks of rows (16: three blocks of a 40-row minibatch;
     24: two, unequal); the driver runs each block, sums the bias parts,
     updates the weight rows in compiled calls and the biases in Python.
+    The compiled step makes its products over the whole minibatch where
+    the check allows ("checked"), or by blocks of rows.
     """
+    if products == "by blocks":
+        monkeypatch.setattr(Workspace, "rows_match_whole", lambda self, n: False)
     from skdae._optimizers import AdamOptimizer, RowUpdates, SGDOptimizer
 
     X, T, TW, missing, head, starts, stops, ind = _mixed_problem(
@@ -763,3 +768,93 @@ def test_whole_compiled_step_is_bitwise_the_python_driven_step(
     for a, b, initial in zip(whole_params, driver_params, start, strict=True):
         assert not np.array_equal(a, initial)
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,rows_per_block", [(40, 16), (40, 24), (256, 128)])
+def test_the_check_of_products_over_all_rows_agrees_with_each_product(
+        dtype, n, rows_per_block):
+    """``rows_match_whole`` is True exactly when each layer's forward and
+    backward product, made through the engine's ``np.dot`` from a compiled
+    function, has the bits of its blocks of rows."""
+    import numba
+
+    @numba.njit
+    def dot(A, B, out):
+        np.dot(A, B, out)
+
+    rng = np.random.default_rng(3)
+    sizes = [11, 300, 12, 300, 7]
+    coefs = [rng.standard_normal(s).astype(dtype)
+             for s in zip(sizes[:-1], sizes[1:])]
+    head = Head(["squared_error"], [7])
+    ws = Workspace(n, coefs, head, 0, True, rows_per_block=rows_per_block)
+    edges = ws.row_edges(n)
+    assert edges.shape[0] > 2
+    agree = []
+    with BlockRunner(1):  # single-threaded BLAS
+        for k, W in enumerate(coefs):
+            products = [(rng.standard_normal((n, W.shape[0])).astype(dtype),
+                         W)]
+            if k:
+                products.append(
+                    (rng.standard_normal((n, W.shape[1])).astype(dtype), W.T))
+            for A, B in products:
+                whole = np.empty((n, B.shape[1]), dtype=dtype)
+                dot(A, B, whole)
+                split = np.full_like(whole, np.nan)
+                for s, e in zip(edges[:-1], edges[1:]):
+                    dot(A[s:e], B, split[s:e])
+                agree.append(np.array_equal(whole, split))
+    assert ws.rows_match_whole(n) == all(agree)
+    # One block of rows: nothing to check, the blocks are the whole.
+    single = Workspace(n, coefs, head, 0, True, rows_per_block=n)
+    assert not single.rows_match_whole(n)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_products_over_all_rows_keep_each_block_s_noise_head_and_biases(
+        monkeypatch, dtype):
+    """The step with its products over the whole minibatch against the
+    same step by blocks of rows, on integer data and weights, where every
+    product is exact in any order: whatever BLAS does, the two must agree,
+    so the blocks' noise, head loss and bias sums are shown to be kept."""
+    from skdae._optimizers import RowUpdates, SGDOptimizer
+
+    rng = np.random.RandomState(6)
+    n, n_columns = 40, 5
+    X = rng.randint(-3, 4, size=(120, n_columns)).astype(dtype)
+    head = Head(["squared_error"] * n_columns, [1] * n_columns)
+    noise = Corruption("swap", 0.4, n_columns, uncorrupted_weight=0.5)
+    sizes = [n_columns, 300, 8, 300, n_columns]
+    acts = [K.ACTIVATION_CODES[a] for a in ("relu", "identity", "relu")]
+    rows = rng.permutation(120)[:n]
+    results = []
+    for whole in (True, False):
+        monkeypatch.setattr(Workspace, "rows_match_whole",
+                            lambda self, m, whole=whole: whole)
+        # Weights in {-1, 0, 1}, mostly 0: every value of the step stays an
+        # integer below 2**24, exact in float32.
+        coefs = [(np.random.RandomState(k).randint(-1, 2, size=s) *
+                  (np.random.RandomState(k + 9).uniform(size=s) < 0.1)
+                  ).astype(dtype)
+                 for k, s in enumerate(zip(sizes[:-1], sizes[1:]))]
+        intercepts = [np.zeros(s, dtype=dtype) for s in sizes[1:]]
+        params = [p for pair in zip(coefs, intercepts) for p in pair]
+        ws = Workspace(n, coefs, head, noise.n_groups, True, rows_per_block=16)
+        updates = RowUpdates(SGDOptimizer(params, 2.0**-10, 0.0, False),
+                             coefs, ws.grad_coefs, range(0, 8, 2), 0.0,
+                             range(1, 8, 2))
+        updates.start(n)
+        loss = forward_backward(coefs, intercepts, acts, head, X, rows, X,
+                                None, noise, 3, ws, updates,
+                                update_biases=True)
+        results.append((loss, [g.copy() for g in ws.grad_coefs],
+                        [g.copy() for g in ws.grad_intercepts], params))
+    (loss_a, gc_a, gi_a, p_a), (loss_b, gc_b, gi_b, p_b) = results
+    assert loss_a == loss_b and loss_a > 0
+    for a, b in zip(gc_a + gi_a + p_a, gc_b + gi_b + p_b, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(np.any(g != 0) for g in gi_a)
+    for g in gc_a + gi_a:  # halves (emphasis 0.5 times integers): exact
+        assert np.abs(g).max() < 2**22 and np.array_equal(2 * g, np.round(2 * g))

@@ -15,10 +15,10 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skdae import DenoisingAutoencoder, _minibatch
 from skdae import _kernels as K
+from skdae._blas import gemm
 from skdae._handoff import publish
 from skdae._minibatch import Noise, Workspace
 from skdae._optimizers import make_optimizer
-from skdae._blas import gemm
 from skdae._parallel import (
     COLUMN_ALIGNMENT,
     UNITS_PER_BLOCK,
