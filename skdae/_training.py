@@ -335,10 +335,9 @@ def run_epochs(estimator, step, params, l2_flags, train_indices, *, n_epochs,
             if verbose >= 2 and time.perf_counter() - last_print > \
                     _PROGRESS_SECONDS:
                 last_print = time.perf_counter()
-                print(f"[{tag}] epoch {epoch}/{n_epochs}: minibatch "
-                      f"{b + 1}/{len(batches)}, loss = "
-                      f"{total / (batch.stop - batches[0].start):.4f}")
-                sys.stdout.flush()
+                _print_line(f"[{tag}] epoch {epoch}/{n_epochs}: minibatch "
+                            f"{b + 1}/{len(batches)}, loss = "
+                            f"{total / (batch.stop - batches[0].start):.4f}")
         penalty = l2_penalty(est.alpha,
                              [p for p, flag in zip(params, l2_flags) if flag],
                              len(batches), n_train)
@@ -359,9 +358,9 @@ def run_epochs(estimator, step, params, l2_flags, train_indices, *, n_epochs,
         if verbose:
             now = time.perf_counter()
             remaining = (now - start) / epoch * (n_epochs - epoch)
-            print(f"{message}, time = {now - epoch_start:.2f}s, elapsed = "
-                  f"{now - start:.1f}s, remaining ~ {remaining:.1f}s")
-            sys.stdout.flush()
+            _print_line(f"{message}, time = {now - epoch_start:.2f}s, "
+                        f"elapsed = {now - start:.1f}s, remaining ~ "
+                        f"{remaining:.1f}s")
         if _no_improvement(est, early_stopping, est.tol * loss_terms):
             converged = True
             break
@@ -420,10 +419,18 @@ def _no_improvement(est, early_stopping, tol):
         est._no_improvement_count = 0
         if est.verbose:
             what = "Validation score" if early_stopping else "Training loss"
-            print(f"{what} did not improve more than tol={est.tol} for "
-                  f"{est.n_iter_no_change} consecutive epochs. Stopping.")
+            _print_line(f"{what} did not improve more than tol={est.tol} "
+                        f"for {est.n_iter_no_change} consecutive epochs. "
+                        "Stopping.")
         return True
     return False
+
+
+def _print_line(line):
+    """Print a progress line in one write: the networks of an imputer train
+    in several threads at once, and ``print`` writes the newline apart."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def l2_penalty(alpha, weights, n_batches, n_samples):

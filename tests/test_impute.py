@@ -403,3 +403,14 @@ def test_imputations_stay_in_the_range_seen_in_fit():
     low, high = np.nanmin(X_missing, axis=0), np.nanmax(X_missing, axis=0)
     filled = np.isnan(test)
     assert ((out >= low) & (out <= high))[filled].all()
+
+
+def test_progress_lines_name_the_network(capsys):
+    X_missing, _ = _mcar(_structured(n=120), 0.2)
+    DenoisingAutoencoderImputer(**{**FAST, "max_iter": 2, "n_networks": 2,
+                                   "verbose": 1}).fit(X_missing)
+    out = capsys.readouterr().out
+    for k in (1, 2):
+        lines = [line for line in out.splitlines()
+                 if f"[DenoisingAutoencoderImputer network {k}/2] epoch" in line]
+        assert len(lines) == 2, out
