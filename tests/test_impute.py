@@ -185,11 +185,15 @@ def test_networks_train_at_once_and_the_same_at_any_thread_count(
     params = {**FAST, "n_networks": 4}
     with threadpool_limits(1):
         one = DenoisingAutoencoderImputer(**params).fit(X_missing)
-    trained_in = []
+    trained_in, second = [], threading.Event()
     train = _tabular._BaseTabularNetwork._train
 
     def recording(self, *args, **kwargs):
         trained_in.append(threading.current_thread().name)
+        if len(trained_in) == 1:  # the first waits for a second at once
+            second.wait(10)
+        else:
+            second.set()
         return train(self, *args, **kwargs)
 
     monkeypatch.setattr(_tabular._BaseTabularNetwork, "_train", recording)
