@@ -21,6 +21,7 @@ from . import _kernels as K
 from ._handoff import POSIX, publish
 from ._kernels import _check_rows
 from ._parallel import (
+    CHECK_ELEMENTS,
     COLUMN_ALIGNMENT,
     ROWS_PER_BLOCK,
     UNITS_PER_BLOCK,
@@ -198,6 +199,9 @@ def blocks_match_whole(n, n_units, n_features, dtype):
     products_match_blocks`` on random data); cached per shape.
     """
     dtype = np.dtype(dtype)
+    if (2 * n * (n_units + n_features) + 5 * n_units * n_features
+            > CHECK_ELEMENTS):
+        return False  # the check's arrays would cost more than the blocks
     key = (n, n_units, n_features, dtype.str)
     found = _MATCHES.get(key)
     if found is None:

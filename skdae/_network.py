@@ -49,6 +49,7 @@ from . import _head_kernels as HK
 from . import _kernels as K
 from ._optimizers import RowUpdates, make_optimizer
 from ._parallel import (
+    CHECK_ELEMENTS,
     COLUMN_ALIGNMENT,
     ROWS_PER_BLOCK,
     UNITS_PER_BLOCK,
@@ -289,13 +290,16 @@ class Workspace:
         edges = self.row_edges(n)
         if edges.shape[0] <= 2:
             return False  # one block: nothing to gain
+        widths = [shape[1] for shape in self._shapes]
+        if (n * (self._shapes[0][0] + 3 * sum(widths))
+                + sum(a * b for a, b in self._shapes) > CHECK_ELEMENTS):
+            return False  # the check's arrays would cost more than blocks
         key = (n, tuple(self._shapes), self.dtype.str, tuple(edges))
         found = _ROWS_MATCH.get(key)
         if found is None:
             rng = np.random.default_rng(0)
             coefs = tuple(rng.standard_normal(shape).astype(self.dtype)
                           for shape in self._shapes)
-            widths = [shape[1] for shape in self._shapes]
             with _single_threaded_blas:
                 found = _ROWS_MATCH[key] = bool(BK.rows_match_whole(
                     rng.standard_normal((n, self._shapes[0][0])).astype(

@@ -51,6 +51,13 @@ INFERENCE_ELEMENTS = 2**22
 # 256 / 384; benchmarks/profile_epoch.py, "the fixed blocks' cost").
 COLUMN_ALIGNMENT = 16
 
+# Where BLAS gives whole products the bits of these blocks, one thread makes
+# them whole; the check (``_minibatch.blocks_match_whole``,
+# ``_network.Workspace.rows_match_whole``) makes each product both ways on
+# random data, in at most this many array entries (64 MB in float32).
+# Larger steps (full-batch training of wide data) keep the blocks.
+CHECK_ELEMENTS = 1 << 24
+
 
 def blocks(n, per_block, align=1):
     """Split ``range(n)`` into near-equal slices of about ``per_block``.

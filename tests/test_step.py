@@ -312,3 +312,13 @@ def test_models_are_the_same_whether_one_thread_makes_whole_products(
         blocked = fit()
     np.testing.assert_array_equal(checked, two)
     np.testing.assert_array_equal(checked, blocked)
+
+
+def test_steps_too_large_to_check_keep_the_blocks():
+    # Full-batch training of wide data: the check's arrays would cost more
+    # than the blocks do.
+    from skdae._parallel import CHECK_ELEMENTS
+    n = CHECK_ELEMENTS // (2 * (N_COMPONENTS + N_FEATURES)) + 1
+    assert not _minibatch.blocks_match_whole(n, N_COMPONENTS, N_FEATURES,
+                                             np.float32)
+    assert (n, N_COMPONENTS, N_FEATURES, "<f4") not in _minibatch._MATCHES
