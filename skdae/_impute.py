@@ -33,7 +33,7 @@ from ._network import predict_head
 from ._parallel import available_threads, run_jobs
 from ._repr import DocumentationLinkMixin
 from ._tabular import DTYPE, _BaseTabularNetwork, auto_width
-from ._training import transaction, validation_split
+from ._training import transaction, validation_seed, validation_split
 
 # Early stopping needs at least this many validation rows; with fewer, fit
 # runs max_iter epochs (scikit-learn's checks fit on 10-30 rows).
@@ -602,13 +602,12 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
             self.networks_ = [{"coefs": self.coefs_,
                                "intercepts": self.intercepts_}]
             return
-        int_max = np.iinfo(np.int32).max
-        validation_seed = None
-        if self._validates(inputs.shape[0]):
-            # As validation_split would draw it: shared by every network.
-            validation_seed = int(self._random_state.randint(int_max))
-            self._validation_seed = validation_seed
-        seeds = self._random_state.randint(int_max, size=count - 1)
+        # The validation rows are drawn first, as validation_split would:
+        # every network validates on them.
+        shared_seed = (validation_seed(self)
+                       if self._validates(inputs.shape[0]) else None)
+        seeds = self._random_state.randint(np.iinfo(np.int32).max,
+                                           size=count - 1)
         name = type(self).__name__
 
         def tag(k):
@@ -626,8 +625,8 @@ class DenoisingAutoencoderImputer(TransformerMixin, DocumentationLinkMixin,
                 net = object.__new__(type(self))
                 net.__dict__.update(self.__dict__)
                 net._initialize(self._columns, np.random.RandomState(seed))
-                if validation_seed is not None:
-                    net._validation_seed = validation_seed
+                if shared_seed is not None:
+                    net._validation_seed = shared_seed
                 super(DenoisingAutoencoderImputer, net)._train(
                     inputs, targets, missing, incremental, tag(k))
                 return {"coefs": net.coefs_, "intercepts": net.intercepts_}

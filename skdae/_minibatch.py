@@ -21,16 +21,20 @@ from . import _kernels as K
 from ._handoff import POSIX, publish
 from ._kernels import _check_rows
 from ._parallel import (
-    CHECK_ELEMENTS,
     COLUMN_ALIGNMENT,
     ROWS_PER_BLOCK,
     UNITS_PER_BLOCK,
     BlockRunner,
-    _single_threaded_blas,
+    blas_check,
     blocks,
 )
 from ._sparse_kernels import output_delta
-from ._step_kernels import N_PHASES, products_match_blocks, team_step
+from ._step_kernels import (
+    N_PHASES,
+    block_bounds,
+    products_match_blocks,
+    team_step,
+)
 from ._swap_kernels import swap_csr_batch
 
 _ALL_ROWS = np.empty(0, dtype=np.intp)
@@ -139,9 +143,7 @@ class StepTeam:
 
     def __init__(self, runner, X, args, batch_size):
         self.key = _identity(X, args)
-        # Pool threads only where the runner has them (inside ``with``) and
-        # compiled code can sleep (``_handoff.wait_until``).
-        n_threads = runner.n_threads if runner.parallel and POSIX else 1
+        n_threads = team_size(runner)
         self.counters = np.zeros(n_threads, dtype=np.int64)
         self.step_values = np.zeros(2, dtype=np.int64)  # rows, seed
         self.rows = np.zeros(batch_size, dtype=np.intp)
@@ -188,9 +190,6 @@ class StepTeam:
             publish(self.control, N_PHASES + phase, _RELEASED)
 
 
-_MATCHES = {}
-
-
 def blocks_match_whole(n, n_units, n_features, dtype):
     """Whether the step's products by blocks are bitwise the whole products.
 
@@ -199,28 +198,26 @@ def blocks_match_whole(n, n_units, n_features, dtype):
     products_match_blocks`` on random data); cached per shape.
     """
     dtype = np.dtype(dtype)
-    if (2 * n * (n_units + n_features) + 5 * n_units * n_features
-            > CHECK_ELEMENTS):
-        return False  # the check's arrays would cost more than the blocks
-    key = (n, n_units, n_features, dtype.str)
-    found = _MATCHES.get(key)
-    if found is None:
+
+    def check():
         rng = np.random.default_rng(0)
-        units = _edges(blocks(n_units, UNITS_PER_BLOCK, COLUMN_ALIGNMENT))
-        features = _edges(blocks(n_features, FEATURES_PER_BLOCK,
-                                 COLUMN_ALIGNMENT))
-        with _single_threaded_blas:
-            found = bool(products_match_blocks(
-                rng.standard_normal((2 * n, n_units)).astype(dtype),
-                rng.standard_normal((2 * n, n_features)).astype(dtype),
-                rng.standard_normal((n_units, n_features)).astype(dtype),
-                units, features))
-        _MATCHES[key] = found
-    return found
+        return products_match_blocks(
+            rng.standard_normal((2 * n, n_units)).astype(dtype),
+            rng.standard_normal((2 * n, n_features)).astype(dtype),
+            rng.standard_normal((n_units, n_features)).astype(dtype),
+            block_bounds(n_units, UNITS_PER_BLOCK, COLUMN_ALIGNMENT),
+            block_bounds(n_features, FEATURES_PER_BLOCK, COLUMN_ALIGNMENT))
+
+    return blas_check(
+        ("dae step", n, n_units, n_features, dtype.str),
+        2 * n * (n_units + n_features) + 5 * n_units * n_features, check)
 
 
-def _edges(parts):
-    return np.array([0] + [p.stop for p in parts], dtype=np.int64)
+def team_size(runner):
+    """Threads of a ``StepTeam`` on ``runner``: its pool threads where the
+    runner has them (inside ``with``) and compiled code can sleep
+    (``_handoff.wait_until``), else one."""
+    return runner.n_threads if runner.parallel and POSIX else 1
 
 
 def _identity(X, args):
@@ -390,7 +387,7 @@ class Workspace:
         pay for the blocks (5-15% of the products, more at large batches).
         """
         n_units, n_features = W.shape
-        if (self.runner.parallel and POSIX and self.runner.n_threads > 1) \
+        if team_size(self.runner) > 1 \
                 or not blocks_match_whole(n, n_units, n_features, W.dtype):
             return (self.corruption_rows, UNITS_PER_BLOCK, FEATURES_PER_BLOCK)
         return (self.corruption_rows, n_units, n_features)

@@ -49,20 +49,17 @@ from . import _head_kernels as HK
 from . import _kernels as K
 from ._optimizers import RowUpdates, make_optimizer
 from ._parallel import (
-    CHECK_ELEMENTS,
     COLUMN_ALIGNMENT,
     ROWS_PER_BLOCK,
     UNITS_PER_BLOCK,
     BlockRunner,
-    _single_threaded_blas,
     available_threads,
+    blas_check,
     blocks,
 )
 from ._training import batch_size_for, keep_optimizer_state, run_epochs
 
 _NO_MISSING = np.zeros((1, 1), dtype=bool)
-# ``Workspace.rows_match_whole``, per shape.
-_ROWS_MATCH = {}
 
 # Rows per chunk when predicting many samples: bounds the temporaries.
 _CHUNK_ELEMENTS = 2**22
@@ -290,23 +287,22 @@ class Workspace:
         edges = self.row_edges(n)
         if edges.shape[0] <= 2:
             return False  # one block: nothing to gain
-        widths = [shape[1] for shape in self._shapes]
-        if (n * (self._shapes[0][0] + 3 * sum(widths))
-                + sum(a * b for a, b in self._shapes) > CHECK_ELEMENTS):
-            return False  # the check's arrays would cost more than blocks
-        key = (n, tuple(self._shapes), self.dtype.str, tuple(edges))
-        found = _ROWS_MATCH.get(key)
-        if found is None:
+        shapes, dtype = self._shapes, self.dtype
+        widths = [shape[1] for shape in shapes]
+
+        def check():
             rng = np.random.default_rng(0)
-            coefs = tuple(rng.standard_normal(shape).astype(self.dtype)
-                          for shape in self._shapes)
-            with _single_threaded_blas:
-                found = _ROWS_MATCH[key] = bool(BK.rows_match_whole(
-                    rng.standard_normal((n, self._shapes[0][0])).astype(
-                        self.dtype), coefs,
-                    tuple(rng.standard_normal((n, w)).astype(self.dtype)
-                          for w in widths), edges))
-        return found
+            coefs = tuple(rng.standard_normal(shape).astype(dtype)
+                          for shape in shapes)
+            return BK.rows_match_whole(
+                rng.standard_normal((n, shapes[0][0])).astype(dtype), coefs,
+                tuple(rng.standard_normal((n, w)).astype(dtype)
+                      for w in widths), edges)
+
+        return blas_check(
+            ("deep step", n, tuple(shapes), dtype.str, tuple(edges)),
+            n * (shapes[0][0] + 3 * sum(widths))
+            + sum(a * b for a, b in shapes), check)
 
     def row_edges(self, n):
         """The boundaries of ``row_blocks(n)``, as an int64 array (cached)."""

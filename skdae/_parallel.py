@@ -57,6 +57,22 @@ COLUMN_ALIGNMENT = 16
 # random data, in at most this many array entries (64 MB in float32).
 # Larger steps (full-batch training of wide data) keep the blocks.
 CHECK_ELEMENTS = 1 << 24
+_checks = {}
+
+
+def blas_check(key, n_entries, check):
+    """``check()`` on single-threaded BLAS, once per ``key`` (cached).
+
+    For the whole-products checks: False, without running ``check``, where
+    its arrays would hold more than ``CHECK_ELEMENTS`` entries.
+    """
+    if n_entries > CHECK_ELEMENTS:
+        return False
+    found = _checks.get(key)
+    if found is None:
+        with _single_threaded_blas:
+            found = _checks[key] = bool(check())
+    return found
 
 
 def blocks(n, per_block, align=1):

@@ -195,6 +195,16 @@ def reset_training_state(estimator):
     estimator._no_improvement_count = 0
 
 
+def validation_seed(estimator):
+    """The seed of the early-stopping split: ``_validation_seed``, drawn
+    from ``estimator._random_state`` and kept if there is none yet."""
+    seed = getattr(estimator, "_validation_seed", None)
+    if seed is None:
+        seed = int(estimator._random_state.randint(np.iinfo(np.int32).max))
+        estimator._validation_seed = seed
+    return seed
+
+
 def validation_split(estimator, indices, stratify=None):
     """Training and validation rows for early stopping; the same on warm starts.
 
@@ -208,10 +218,7 @@ def validation_split(estimator, indices, stratify=None):
     # DenoisingAutoencoder added to scikit-learn's and Numba's imports.
     from sklearn.model_selection import train_test_split
 
-    seed = getattr(estimator, "_validation_seed", None)
-    if seed is None:
-        seed = int(estimator._random_state.randint(np.iinfo(np.int32).max))
-        estimator._validation_seed = seed
+    seed = validation_seed(estimator)
     train, val = train_test_split(
         indices, test_size=estimator.validation_fraction, random_state=seed,
         stratify=stratify)

@@ -285,9 +285,11 @@ def test_one_thread_makes_whole_products_only_where_they_match(monkeypatch):
     assert checks[0] == (BATCH, N_COMPONENTS, N_FEATURES, np.float32)
     # The check is made once per shape.
     monkeypatch.undo()
-    _minibatch._MATCHES.pop((7, 3, 5, "<f4"), None)
+    from skdae._parallel import _checks
+    key = ("dae step", 7, 3, 5, "<f4")
+    _checks.pop(key, None)
     first = _minibatch.blocks_match_whole(7, 3, 5, np.float32)
-    assert _minibatch._MATCHES[(7, 3, 5, "<f4")] is first
+    assert _checks[key] is first
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -317,8 +319,8 @@ def test_models_are_the_same_whether_one_thread_makes_whole_products(
 def test_steps_too_large_to_check_keep_the_blocks():
     # Full-batch training of wide data: the check's arrays would cost more
     # than the blocks do.
-    from skdae._parallel import CHECK_ELEMENTS
+    from skdae._parallel import CHECK_ELEMENTS, _checks
     n = CHECK_ELEMENTS // (2 * (N_COMPONENTS + N_FEATURES)) + 1
     assert not _minibatch.blocks_match_whole(n, N_COMPONENTS, N_FEATURES,
                                              np.float32)
-    assert (n, N_COMPONENTS, N_FEATURES, "<f4") not in _minibatch._MATCHES
+    assert ("dae step", n, N_COMPONENTS, N_FEATURES, "<f4") not in _checks
