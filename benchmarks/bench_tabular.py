@@ -37,7 +37,7 @@ try:
 except ImportError:  # the PyTorch rows are skipped
     torch = None
 
-from report import cpu_model, settle
+from report import cpu_model, paired_ratio, settle
 
 import skdae
 from skdae import _kernels as K
@@ -292,8 +292,7 @@ def run(args, threads, dtype):
                     times[t.name].append(clock() - start)
         for t in trainers:
             t.close()
-    return ({k: float(np.median(v)) for k, v in times.items()},
-            table[0].shape[0] // args.batch)
+    return times, table[0].shape[0] // args.batch
 
 
 PRESETS = {
@@ -356,10 +355,13 @@ def main(argv=None):
     for dtype in args.dtypes:
         for threads in args.threads:
             times, steps = run(args, threads, np.dtype(dtype).type)
+            # Ratios: the median over rounds of the ratio within a round.
             for name, t in times.items():
-                print(f"{dtype:8} {threads:7d} {name:>11} {t:8.3f} "
-                      f"{1e6 * t / steps:8.0f} {t / times['skdae']:8.2f} "
-                      f"{t / times['BLAS floor']:8.2f}")
+                median = np.median(t)
+                print(f"{dtype:8} {threads:7d} {name:>11} {median:8.3f} "
+                      f"{1e6 * median / steps:8.0f} "
+                      f"{paired_ratio(t, times['skdae']):8.2f} "
+                      f"{paired_ratio(t, times['BLAS floor']):8.2f}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from report import settle
+from report import paired_ratio, settle
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import datasets
@@ -230,7 +230,11 @@ def set_threads(n):
 
 
 def time_epochs(trainers, X, n_epochs):
-    """Interleaved epochs: one warm-up each, then n_epochs rounds."""
+    """Interleaved epochs: one warm-up each, then n_epochs rounds.
+
+    Returns each trainer's epoch times, round by round: a round's epochs
+    ran back to back, so their ratios are paired (:func:`paired_ratio`).
+    """
     times = {t.name: [] for t in trainers}
     for round_ in range(n_epochs + 1):
         for t in trainers:
@@ -239,7 +243,7 @@ def time_epochs(trainers, X, n_epochs):
             t.epoch(X)
             if round_:
                 times[t.name].append(time.perf_counter() - start)
-    return {k: float(np.median(v)) for k, v in times.items()}
+    return times
 
 
 def time_encode(trainers, X, repeats=5):
@@ -494,13 +498,15 @@ def main(argv=None):
             for threads in args.threads:
                 epochs = epoch_benchmark(X, args, threads, dtype)
                 print(f"  [{dtype}, {threads} thread(s)] " + ", ".join(
-                    f"{k} {v:.3f}" for k, v in epochs.items()),
+                    f"{k} {np.median(v):.3f}" for k, v in epochs.items()),
                     file=sys.stderr, flush=True)
                 ref = epochs["skdae"]
                 for name, t in epochs.items():
-                    epoch_rows.append((dtype, threads, name, f"{t:.3f}",
-                                       f"{t / ref:.2f}"))
-        print("Seconds per epoch (ratio: time / skdae's time)")
+                    epoch_rows.append((dtype, threads, name,
+                                       f"{np.median(t):.3f}",
+                                       f"{paired_ratio(t, ref):.2f}"))
+        print("Seconds per epoch, medians (ratio: the median over rounds of "
+              "time / skdae's time in the same round)")
         print_table(("dtype", "threads", "trainer", "s/epoch", "ratio"),
                     epoch_rows)
 

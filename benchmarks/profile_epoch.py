@@ -5,7 +5,8 @@ encoder, decoder with the loss, backward pass with the weight gradients and
 updates: one compiled call per thread) and the rest of the epoch (bias
 updates, the epoch loop), against the same workload's five matrix products
 alone, per product, interleaved epoch by epoch.
-Medians over ``--epochs``; the table is in units of the floor's epoch.
+Medians over ``--epochs``; the table is in units of the floor's epoch of
+the same round (the median of the paired ratios).
 
 A second table prices the fixed blocks that keep a model the same at any
 thread count: the step's products (encoder, decoder, backward, tied weight
@@ -196,11 +197,13 @@ def main():
                 rows[f"skdae: {name}"].append(value)
             rows["skdae: rest (updates, loop)"].append(
                 total - sum(timer.times.values()))
-    unit = np.median(rows["floor: epoch"])
+    # Each part against the floor's epoch of the same round (paired: the
+    # machine's speed drifts between rounds), then the median over rounds.
+    unit = np.asarray(rows["floor: epoch"])
     print("\n| part | seconds | of the floor's epoch |\n|---|---|---|")
     for name, values in rows.items():
-        median = np.median(values)
-        print(f"| {name} | {median:.3f} | {median / unit:.3f} |")
+        print(f"| {name} | {np.median(values):.3f} | "
+              f"{np.median(np.asarray(values) / unit):.3f} |")
     if not args.no_blocks:
         block_costs(args, X.dtype.type)
 

@@ -1,10 +1,12 @@
-"""Shared by the benchmarks: the machine they ran on, and markdown tables."""
+"""Shared by the benchmarks: the machine they ran on, markdown tables, and
+ratios paired within a round of interleaved timings."""
 
 import os
 import platform
 import time
 from pathlib import Path
 
+import numpy as np
 from threadpoolctl import threadpool_info
 
 
@@ -49,3 +51,13 @@ SETTLE_SECONDS = 0.3
 def settle():
     """Let the previous trainer's spinning threads go to sleep."""
     time.sleep(SETTLE_SECONDS)
+
+
+def paired_ratio(times, reference):
+    """Median over rounds of ``times / reference`` within each round.
+
+    The machine's speed drifts by 10-30% from one minute to the next; a
+    ratio of two epochs of one round cancels most of that drift, which a
+    ratio of two medians taken over minutes does not.
+    """
+    return float(np.median(np.asarray(times) / np.asarray(reference)))
