@@ -10,7 +10,13 @@ one axis (row blocks, column blocks, transposes) is used in place.
 
 The wrapper is a symbol of Numba's helper library, so the functions that
 call it are cached on disk like every other kernel.
+
+:func:`syrk` is the scatter product of the marginalized DAE, called from
+Python threads: SciPy's own ``dsyrk`` wrapper holds the GIL for the whole
+product, so two threads ran it one after the other.
 """
+
+import ctypes
 
 import numba
 import numpy as np
@@ -103,3 +109,59 @@ def gemm(A, B, C, alpha=1.0, beta=0.0):
     # Column-major: C^T = op(B)^T op(A)^T, so B comes first.
     _xxgemm(C, flag_b, flag_a, n, m, k, scalars[0:1], B, ldb, A, lda,
             scalars[1:2], max(ldc, n, 1))
+
+
+# ---------------------------------------------------------------------------
+# dsyrk without the GIL: SciPy's ``cython_blas`` exports the Fortran-ABI
+# routine as a capsule; a ctypes (CFUNCTYPE) call to it releases the GIL.
+# ---------------------------------------------------------------------------
+def _cython_blas_dsyrk():
+    """The ``dsyrk`` of SciPy's ``cython_blas`` as a ctypes function."""
+    from scipy.linalg import cython_blas
+
+    capsule = cython_blas.__pyx_capi__["dsyrk"]
+    api = ctypes.pythonapi
+    api.PyCapsule_GetName.restype = ctypes.c_char_p
+    api.PyCapsule_GetName.argtypes = [ctypes.py_object]
+    api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+    api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    address = api.PyCapsule_GetPointer(capsule, api.PyCapsule_GetName(capsule))
+    int_p, double_p = ctypes.POINTER(ctypes.c_int), ctypes.POINTER(
+        ctypes.c_double)
+    # uplo, trans, n, k, alpha, a, lda, beta, c, ldc: all by reference.
+    prototype = ctypes.CFUNCTYPE(
+        None, ctypes.c_char_p, ctypes.c_char_p, int_p, int_p, double_p,
+        ctypes.c_void_p, int_p, double_p, ctypes.c_void_p, int_p)
+    return prototype(address)
+
+
+_dsyrk = None
+
+
+def syrk(A, C):
+    """In place: ``C += A^T A`` in C's upper triangle (float64 BLAS dsyrk).
+
+    A is C-ordered (n, d), C Fortran-ordered (d, d). The call releases the
+    GIL, so that threads accumulating their own C run at once; the result
+    is bitwise that of ``scipy.linalg.blas.dsyrk(1.0, A.T, beta=1.0, c=C,
+    trans=0, lower=0)``, the same routine.
+    """
+    global _dsyrk
+    n, d = A.shape
+    if not (A.dtype == C.dtype == np.float64 and A.flags.c_contiguous
+            and C.flags.f_contiguous and C.shape == (d, d)
+            and A.flags.aligned and C.flags.writeable):
+        raise ValueError("syrk takes C-ordered float64 A and a writeable "
+                         "Fortran-ordered float64 C of shape (d, d)")
+    if n == 0 or d == 0:
+        return C
+    if _dsyrk is None:
+        _dsyrk = _cython_blas_dsyrk()
+    n_, k_, ld = ctypes.c_int(d), ctypes.c_int(n), ctypes.c_int(d)
+    one = ctypes.c_double(1.0)
+    # A's memory, read column-major, is A^T (d x n, leading dimension d):
+    # "N" gives C += A^T (A^T)^T.
+    _dsyrk(b"U", b"N", ctypes.byref(n_), ctypes.byref(k_),
+           ctypes.byref(one), A.ctypes.data, ctypes.byref(ld),
+           ctypes.byref(one), C.ctypes.data, ctypes.byref(ld))
+    return C

@@ -27,8 +27,8 @@ d x d layer, and then the cross products are the subset's scatter itself.
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
-from scipy.linalg.blas import dsyrk
 
+from ._blas import syrk
 from ._parallel import BlockRunner, available_threads, blocks
 
 # Rows converted to float64 at a time: bounds the extra memory of float32
@@ -63,9 +63,9 @@ def dense_scatter(X, col_sum=None):
     def accumulate(lane):
         for rows in chunks[lane::n_lanes]:
             A = _float64_rows(X, rows)
-            # syrk on the transposed (Fortran-ordered) view: C += A^T A, upper.
-            dsyrk(1.0, A.T, beta=1.0, c=sums[lane], trans=0, lower=0,
-                  overwrite_c=1)
+            # C += A^T A, upper triangle; the call releases the GIL, so the
+            # lanes run at once (SciPy's dsyrk wrapper holds it throughout).
+            syrk(A, sums[lane])
             if col_sum is not None:
                 col_sums[lane] += A.sum(axis=0)
 

@@ -1,10 +1,17 @@
-"""``_blas.gemm`` (BLAS on strided views, from compiled code) against NumPy."""
+"""``_blas.gemm`` (BLAS on strided views, from compiled code) against NumPy,
+and ``_blas.syrk`` (the scatter product without the GIL) against SciPy's."""
+
+import ctypes
+import threading
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from scipy.linalg.blas import dsyrk
+from threadpoolctl import threadpool_limits
 
-from skdae._blas import gemm
+from skdae import _blas
+from skdae._blas import gemm, syrk
 
 DTYPES = [np.float32, np.float64]
 
@@ -86,3 +93,66 @@ def test_gemm_single_rows_and_columns():
     D = np.empty((9, 1))
     gemm(square, column, D)
     assert_allclose(D, square @ column)
+
+
+@pytest.mark.parametrize("shape", [(300, 40), (7, 3), (1, 5), (50, 1)])
+def test_syrk_is_scipy_s_dsyrk_bit_for_bit(shape):
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=shape)
+    C0 = np.asfortranarray(rng.normal(size=(shape[1], shape[1])))
+    C = C0.copy(order="F")
+    assert syrk(A, C) is C
+    expected = dsyrk(1.0, A.T, beta=1.0, c=C0.copy(order="F"), trans=0,
+                     lower=0)
+    assert np.array_equal(C, expected)
+    # C += A^T A in the upper triangle; the strict lower one is untouched.
+    assert_allclose(np.triu(C), np.triu(C0 + A.T @ A), rtol=1e-12,
+                    atol=1e-12)
+    assert np.array_equal(np.tril(C, -1), np.tril(C0, -1))
+
+
+def test_syrk_with_no_rows_adds_nothing():
+    C = np.asfortranarray(np.arange(9.0).reshape(3, 3))
+    syrk(np.empty((0, 3)), C)
+    assert np.array_equal(C, np.arange(9.0).reshape(3, 3))
+
+
+@pytest.mark.parametrize("A, C", [
+    (np.ones((4, 3), dtype=np.float32), np.zeros((3, 3), order="F")),
+    (np.ones((4, 3), order="F")[:, :2], np.zeros((2, 2), order="F")),
+    (np.ones((4, 3)), np.zeros((3, 3))),  # C-ordered C
+    (np.ones((4, 3)), np.zeros((2, 2), order="F")),
+])
+def test_syrk_rejects_other_layouts(A, C):
+    with pytest.raises(ValueError, match="Fortran-ordered float64 C"):
+        syrk(A, C)
+
+
+def test_syrk_releases_the_gil():
+    # A ctypes function made by CFUNCTYPE (not PYFUNCTYPE) releases the GIL
+    # for the call: the marginalized DAE's lanes then run at once.
+    fn = _blas._cython_blas_dsyrk()
+    assert not type(fn)._flags_ & ctypes._FUNCFLAG_PYTHONAPI
+
+
+def test_syrk_from_threads_gives_each_thread_s_sum():
+    rng = np.random.default_rng(1)
+    parts = [rng.normal(size=(200, 30)) for _ in range(4)]
+    sums = [np.zeros((30, 30), order="F") for _ in parts]
+
+    def accumulate(i):
+        for _ in range(3):
+            syrk(parts[i], sums[i])
+
+    with threadpool_limits(1):
+        threads = [threading.Thread(target=accumulate, args=(i,))
+                   for i in range(len(parts))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for A, C in zip(parts, sums):
+            expected = np.zeros((30, 30), order="F")
+            for _ in range(3):
+                syrk(A, expected)
+            assert np.array_equal(C, expected)
