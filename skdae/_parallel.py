@@ -36,12 +36,13 @@ ROWS_PER_BLOCK = 64
 UNITS_PER_BLOCK = 256
 
 # Rows per block of inference (transform, score_samples...), for
-# ``map_row_blocks``. Single-threaded sgemm on 784 x 500 weights ran 15%
-# faster by blocks of 8192 rows than of 2048 (as fast as on the whole
-# 60000 rows; benchmarks/bench_training.py, "rows per block"); fewer rows
-# on wide data, so that a block's temporaries stay near
-# ``INFERENCE_ELEMENTS`` values (32 MB in float64).
-INFERENCE_ROWS_PER_BLOCK = 8192
+# ``map_row_blocks``. Blocks of 2048 rows let a call of a few thousand rows
+# use two threads: paired against blocks of 8192 rows, a 4096-row transform
+# on two threads took 0.54x the time, 60000 rows on one thread 1.02x
+# (784 x 500 float32 weights; benchmarks/README.md). Fewer rows on wide
+# data, so that a block's temporaries stay near ``INFERENCE_ELEMENTS``
+# values (32 MB in float64).
+INFERENCE_ROWS_PER_BLOCK = 2048
 INFERENCE_ELEMENTS = 2**22
 
 # Blocks of columns (hidden units, features) start at a multiple of this
