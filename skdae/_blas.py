@@ -120,12 +120,14 @@ def _cython_blas_dsyrk():
     from scipy.linalg import cython_blas
 
     capsule = cython_blas.__pyx_capi__["dsyrk"]
-    api = ctypes.pythonapi
-    api.PyCapsule_GetName.restype = ctypes.c_char_p
-    api.PyCapsule_GetName.argtypes = [ctypes.py_object]
-    api.PyCapsule_GetPointer.restype = ctypes.c_void_p
-    api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-    address = api.PyCapsule_GetPointer(capsule, api.PyCapsule_GetName(capsule))
+    # Private prototypes: setting argtypes on ctypes.pythonapi's shared
+    # function objects would change them for every other user.
+    get_name = ctypes.PYFUNCTYPE(ctypes.c_char_p, ctypes.py_object)(
+        ("PyCapsule_GetName", ctypes.pythonapi))
+    get_pointer = ctypes.PYFUNCTYPE(
+        ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+        ("PyCapsule_GetPointer", ctypes.pythonapi))
+    address = get_pointer(capsule, get_name(capsule))
     int_p, double_p = ctypes.POINTER(ctypes.c_int), ctypes.POINTER(
         ctypes.c_double)
     # uplo, trans, n, k, alpha, a, lda, beta, c, ldc: all by reference.

@@ -131,8 +131,12 @@ def test_syrk_rejects_other_layouts(A, C):
 def test_syrk_releases_the_gil():
     # A ctypes function made by CFUNCTYPE (not PYFUNCTYPE) releases the GIL
     # for the call: the marginalized DAE's lanes then run at once.
+    shared = ctypes.pythonapi.PyCapsule_GetPointer
+    before = (shared.restype, shared.argtypes)
     fn = _blas._cython_blas_dsyrk()
     assert not type(fn)._flags_ & ctypes._FUNCFLAG_PYTHONAPI
+    # ctypes.pythonapi's shared function objects are left as they were.
+    assert (shared.restype, shared.argtypes) == before
 
 
 def test_syrk_from_threads_gives_each_thread_s_sum():
