@@ -17,6 +17,7 @@ product, so two threads ran it one after the other.
 """
 
 import ctypes
+import functools
 
 import numba
 import numpy as np
@@ -115,6 +116,7 @@ def gemm(A, B, C, alpha=1.0, beta=0.0):
 # dsyrk without the GIL: SciPy's ``cython_blas`` exports the Fortran-ABI
 # routine as a capsule; a ctypes (CFUNCTYPE) call to it releases the GIL.
 # ---------------------------------------------------------------------------
+@functools.cache
 def _cython_blas_dsyrk():
     """The ``dsyrk`` of SciPy's ``cython_blas`` as a ctypes function."""
     from scipy.linalg import cython_blas
@@ -137,9 +139,6 @@ def _cython_blas_dsyrk():
     return prototype(address)
 
 
-_dsyrk = None
-
-
 def syrk(A, C):
     """In place: ``C += A^T A`` in C's upper triangle (float64 BLAS dsyrk).
 
@@ -148,7 +147,6 @@ def syrk(A, C):
     is bitwise that of ``scipy.linalg.blas.dsyrk(1.0, A.T, beta=1.0, c=C,
     trans=0, lower=0)``, the same routine.
     """
-    global _dsyrk
     n, d = A.shape
     if not (A.dtype == C.dtype == np.float64 and A.flags.c_contiguous
             and C.flags.f_contiguous and C.shape == (d, d)
@@ -157,13 +155,12 @@ def syrk(A, C):
                          "Fortran-ordered float64 C of shape (d, d)")
     if n == 0 or d == 0:
         return C
-    if _dsyrk is None:
-        _dsyrk = _cython_blas_dsyrk()
     n_, k_, ld = ctypes.c_int(d), ctypes.c_int(n), ctypes.c_int(d)
     one = ctypes.c_double(1.0)
     # A's memory, read column-major, is A^T (d x n, leading dimension d):
     # "N" gives C += A^T (A^T)^T.
-    _dsyrk(b"U", b"N", ctypes.byref(n_), ctypes.byref(k_),
-           ctypes.byref(one), A.ctypes.data, ctypes.byref(ld),
-           ctypes.byref(one), C.ctypes.data, ctypes.byref(ld))
+    dsyrk = _cython_blas_dsyrk()  # made once (cached)
+    dsyrk(b"U", b"N", ctypes.byref(n_), ctypes.byref(k_), ctypes.byref(one),
+          A.ctypes.data, ctypes.byref(ld), ctypes.byref(one), C.ctypes.data,
+          ctypes.byref(ld))
     return C
