@@ -271,6 +271,35 @@ def test_inference_is_bitwise_independent_of_the_thread_count(
         np.testing.assert_array_equal(one, two, err_msg=method)
 
 
+def test_a_transform_of_a_few_thousand_rows_uses_two_threads(monkeypatch):
+    # MNIST's shape: 784 features, 500 units. Blocks of 2048 rows make a
+    # 4096-row call two blocks; each waits at a barrier for the other, so
+    # the call completes only if two threads encode at once (with blocks of
+    # 8192 rows the one block's barrier would break).
+    if available_threads() < 2:
+        pytest.skip("needs two threads")
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(4096, 784)).astype(np.float32)
+    model = DenoisingAutoencoder(n_components=500, max_iter=1,
+                                 random_state=0).fit(X[:256])
+    barrier = threading.Barrier(2, timeout=30)
+    threads = set()
+    encode = DenoisingAutoencoder._encode
+
+    def encode_at_once(self, X, out=None):
+        threads.add(threading.get_ident())
+        barrier.wait()
+        return encode(self, X, out)
+
+    monkeypatch.setattr(DenoisingAutoencoder, "_encode", encode_at_once)
+    with threadpool_limits(2):
+        codes = model.transform(X)
+    assert len(threads) == 2
+    monkeypatch.setattr(DenoisingAutoencoder, "_encode", encode)
+    with threadpool_limits(1):
+        np.testing.assert_array_equal(codes, model.transform(X))
+
+
 @pytest.mark.parametrize("name", ["tabular", "imputer"])
 def test_table_inference_is_bitwise_independent_of_the_thread_count(
         name, inference_data):
